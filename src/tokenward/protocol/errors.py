@@ -1,0 +1,102 @@
+"""OAuth error responses (RFC 6749 §4.1.2.1 and §5.2, RFC 6750 §3, RFC 8707 §2).
+
+Errors have two channels: ``description`` is shown to the client and must never contain user input or
+secrets; ``debug`` is for the server log only (it is tagged with the request id there).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class OAuthError(Exception):
+    """Base of every protocol error; one subclass per RFC error code."""
+
+    error: ClassVar[str] = "server_error"
+    status: ClassVar[int] = 400
+    # True when the storage changes made before the error must still be committed (reuse detection).
+    persist: ClassVar[bool] = False
+
+    def __init__(self, description: str = "", *, debug: str = "") -> None:
+        super().__init__(description)
+        self.description = description
+        self.debug = debug
+
+    def to_wire(self) -> dict[str, str]:
+        """The §5.2 JSON body (also the §4.1.2.1 redirect parameters)."""
+        body = {"error": self.error}
+        if self.description:
+            body["error_description"] = self.description
+        return body
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.description!r})"
+
+
+class InvalidRequestError(OAuthError):
+    error = "invalid_request"
+
+
+class InvalidClientError(OAuthError):
+    """Client authentication failed (RFC 6749 §5.2); always 401 with a Basic challenge."""
+
+    error = "invalid_client"
+    status = 401
+
+
+class InvalidGrantError(OAuthError):
+    error = "invalid_grant"
+
+
+class ReuseDetectedError(InvalidGrantError):
+    """A consumed code or refresh token was presented again: ``invalid_grant``, and the grant family was
+    revoked in the same transaction, which must commit although the request fails (RFC 9700 §4.14.2)."""
+
+    persist = True
+
+
+class UnauthorizedClientError(OAuthError):
+    error = "unauthorized_client"
+
+
+class UnsupportedGrantTypeError(OAuthError):
+    error = "unsupported_grant_type"
+
+
+class UnsupportedResponseTypeError(OAuthError):
+    error = "unsupported_response_type"
+
+
+class InvalidScopeError(OAuthError):
+    error = "invalid_scope"
+
+
+class InvalidTargetError(OAuthError):
+    """RFC 8707 §2: the requested resource is unknown or not allowed for this client."""
+
+    error = "invalid_target"
+
+
+class AccessDeniedError(OAuthError):
+    error = "access_denied"
+    status = 403
+
+
+class ServerError(OAuthError):
+    error = "server_error"
+    status = 500
+
+
+class TemporarilyUnavailableError(OAuthError):
+    error = "temporarily_unavailable"
+    status = 503
+
+
+class MethodNotAllowedError(InvalidRequestError):
+    """A wrong HTTP method on an OAuth endpoint: 405 with the JSON body of ``invalid_request``."""
+
+    status = 405
+
+
+class RequestTooLargeError(InvalidRequestError):
+    status = 413

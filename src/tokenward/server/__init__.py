@@ -1,0 +1,1 @@
+"""The authorization server: grants, endpoints, storage and the web adapter."""

@@ -1,0 +1,116 @@
+"""Administrative operations behind ``tokenward clients|users|keys``: validation and persistence."""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from tokenward.protocol import redirect_uri as redirect_rules
+from tokenward.protocol.scope import Scope
+from tokenward.protocol.types import GrantType, SigningAlg
+from tokenward.server.authorization_server import secret_box
+from tokenward.server.crypto import random_token, token_hash
+from tokenward.server.grants.base import CLIENT_SECRET_PREFIX
+from tokenward.server.keys import rotate_signing_keys
+from tokenward.server.model import Client, SigningKey, User
+from tokenward.server.passwords import hash_password
+from tokenward.server.settings import Settings
+from tokenward.server.store.protocols import Store
+
+MIN_PASSWORD_LENGTH = 8
+
+
+class AdminError(Exception):
+    """A refused administrative request; the message is shown to the operator as is."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewClient:
+    client: Client
+    client_secret: str | None = field(repr=False)
+
+
+async def add_client(
+    store: Store, name: str, *, public: bool, redirect_uris: list[str], grant_types: list[str], scope: str,
+    audiences: list[str], access_token_ttl: int | None, signing_alg: str | None,
+) -> NewClient:
+    if not name.strip():
+        raise AdminError("the client name must not be empty")
+    for uri in redirect_uris:
+        try:
+            redirect_rules.validate_registration(uri)
+        except redirect_rules.RedirectUriError as exc:
+            raise AdminError(f"{exc}: {uri}") from None
+    try:
+        types = tuple(GrantType(g) for g in grant_types)
+    except ValueError:
+        raise AdminError(f"grant types must be among: {', '.join(g.value for g in GrantType)}") from None
+    if not types:
+        types = (GrantType.AUTHORIZATION_CODE, GrantType.REFRESH_TOKEN) if redirect_uris or public else (
+            GrantType.CLIENT_CREDENTIALS,)
+    if public and GrantType.CLIENT_CREDENTIALS in types:
+        raise AdminError("a public client cannot use client_credentials (it has no secret)")
+    if GrantType.AUTHORIZATION_CODE in types and not redirect_uris:
+        raise AdminError("the authorization_code grant needs at least one --redirect-uri")
+    if access_token_ttl is not None and not 1 <= access_token_ttl <= 86400:
+        raise AdminError("--access-token-ttl must be between 1 and 86400 seconds")
+    if signing_alg is not None and signing_alg not in {a.value for a in SigningAlg}:
+        raise AdminError(f"--signing-alg must be one of {', '.join(a.value for a in SigningAlg)}")
+    try:
+        parsed_scope = Scope.parse(scope)
+    except Exception:
+        raise AdminError("the scope contains characters RFC 6749 §3.3 does not allow") from None
+    secret = None if public else random_token(CLIENT_SECRET_PREFIX)
+    client = Client(
+        client_id=secrets.token_urlsafe(16), name=name.strip(), public=public, redirect_uris=tuple(redirect_uris),
+        grant_types=types, scope=parsed_scope, audiences=tuple(audiences), created_at=int(time.time()),
+        secret_hash=token_hash(secret) if secret else None, access_token_ttl=access_token_ttl,
+        signing_alg=signing_alg)
+    async with store.transaction(write=True) as tx:
+        await tx.save_client(client)
+    return NewClient(client=client, client_secret=secret)
+
+
+async def rotate_client_secret(store: Store, client_id: str) -> str:
+    async with store.transaction(write=True) as tx:
+        client = await tx.get_client(client_id)
+        if client is None:
+            raise AdminError(f"no client with id {client_id}")
+        if client.public:
+            raise AdminError("a public client has no secret to rotate")
+        secret = random_token(CLIENT_SECRET_PREFIX)
+        await tx.set_client_secret_hash(client_id, token_hash(secret))
+    return secret
+
+
+async def add_user(store: Store, username: str, password: str) -> User:
+    if not username or len(username) > 150 or any(c.isspace() for c in username):
+        raise AdminError("a username is 1-150 characters without spaces")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AdminError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+    user = User(id=str(uuid.uuid4()), username=username, password_hash=hash_password(password),
+                created_at=int(time.time()))
+    async with store.transaction(write=True) as tx:
+        if await tx.get_user_by_username(username) is not None:
+            raise AdminError(f"the user {username} already exists")
+        await tx.save_user(user)
+    return user
+
+
+async def remove_user(store: Store, username: str) -> None:
+    async with store.transaction(write=True) as tx:
+        user = await tx.get_user_by_username(username)
+        if user is None or not await tx.delete_user(user.id):
+            raise AdminError(f"no user named {username}")
+
+
+async def rotate_keys(store: Store, settings: Settings, algs: list[str], prepublish_seconds: int
+                      ) -> list[SigningKey]:
+    chosen = tuple(SigningAlg(a) for a in algs) if algs else settings.signing_algs
+    async with store.transaction(write=True) as tx:
+        clients = await tx.list_clients()
+        longest = max([settings.access_token_ttl, *(c.access_token_ttl or 0 for c in clients)])
+        return await rotate_signing_keys(tx, secret_box(settings), chosen, int(time.time()),
+                                         prepublish_seconds=prepublish_seconds, max_token_ttl=longest)

@@ -1,0 +1,39 @@
+"""The composition root: settings, store, keys and endpoints of one server process."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from tokenward.server.crypto import SecretBox, load_or_create_kek_file
+from tokenward.server.endpoints.token import TokenEndpoint
+from tokenward.server.keys import KeyRing, ensure_signing_keys
+from tokenward.server.settings import Settings
+from tokenward.server.store.protocols import Store
+from tokenward.server.store.sql.store import SqlStore
+
+
+def secret_box(settings: Settings) -> SecretBox:
+    """The box sealing private signing keys: ``TOKENWARD_KEK`` if set, else the key file (created 0600)."""
+    return SecretBox(settings.kek if settings.kek is not None else load_or_create_kek_file(settings.kek_file))
+
+
+@dataclass(slots=True)
+class AuthorizationServer:
+    settings: Settings
+    store: Store
+    keys: KeyRing
+    token: TokenEndpoint
+
+    @classmethod
+    async def open(cls, settings: Settings) -> AuthorizationServer:
+        """Connect to the (already migrated) database and make sure a signing key exists per algorithm."""
+        store = SqlStore.from_url(settings.db_url)
+        box = secret_box(settings)
+        async with store.transaction(write=True) as tx:
+            await ensure_signing_keys(tx, box, settings.signing_algs, int(time.time()))
+        keys = KeyRing(store, box, cache_seconds=settings.key_cache_seconds)
+        return cls(settings=settings, store=store, keys=keys, token=TokenEndpoint(settings, store, keys))
+
+    async def close(self) -> None:
+        await self.store.close()

@@ -1,0 +1,330 @@
+"""Server and admin commands: serve, db, clients, users, keys.
+
+Every admin command takes ``--db URL`` (env ``TOKENWARD_DB``) and ``--json``, and migrates the schema first
+so a fresh database file just works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import click
+
+from tokenward.protocol.types import GrantType, SigningAlg
+from tokenward.server import admin
+from tokenward.server.model import Client
+from tokenward.server.settings import DEFAULT_DB_URL, Settings
+from tokenward.server.store.protocols import Store, StoreUnavailableError
+
+T = TypeVar("T")
+
+db_option = click.option("--db", "db_url", envvar="TOKENWARD_DB", default=DEFAULT_DB_URL, show_default=True,
+                         help="Database URL (sqlite:///path or postgresql://…); env TOKENWARD_DB.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
+
+
+def run_with_store(db_url: str, action: Callable[[Store], Awaitable[T]]) -> T:
+    """Migrate, open the store, run ``action``, close; admin and database errors become one line."""
+    from tokenward.server.store.sql.migrate import upgrade
+    from tokenward.server.store.sql.store import SqlStore
+
+    async def go() -> T:
+        store = SqlStore.from_url(db_url)
+        try:
+            return await action(store)
+        finally:
+            await store.close()
+
+    try:
+        upgrade(db_url)
+        return asyncio.run(go())
+    except admin.AdminError as exc:
+        raise click.ClickException(str(exc)) from None
+    except StoreUnavailableError as exc:
+        raise click.ClickException(f"the database is unavailable ({exc})") from None
+    except Exception as exc:
+        if type(exc).__module__.startswith("sqlalchemy"):
+            raise click.ClickException(f"database error: {type(exc).__name__}") from None
+        raise
+
+
+def emit(as_json: bool, data: Any, text: str) -> None:
+    click.echo(json.dumps(data, indent=2) if as_json else text)
+
+
+def client_to_dict(client: Client) -> dict[str, Any]:
+    return {
+        "client_id": client.client_id, "name": client.name, "public": client.public,
+        "redirect_uris": list(client.redirect_uris), "grant_types": [g.value for g in client.grant_types],
+        "scope": str(client.scope), "audiences": list(client.audiences),
+        "access_token_ttl": client.access_token_ttl, "signing_alg": client.signing_alg,
+        "token_endpoint_auth_method": "none" if client.public else "client_secret_basic",
+        "created_at": client.created_at,
+    }
+
+
+def _iso(ts: int | None) -> str:
+    return "-" if ts is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+# ---------------------------------------------------------------- serve and db
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--issuer", help="Issuer URL, compared exactly (default http://HOST:PORT).")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+@db_option
+@click.option("--access-token-ttl", type=click.IntRange(1, 86400), help="Access-token lifetime in seconds.")
+@click.option("--signing-alg", type=click.Choice([a.value for a in SigningAlg]), help="Default signing algorithm.")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"]))
+def serve(host: str, port: int, issuer: str | None, workers: int, db_url: str, access_token_ttl: int | None,
+          signing_alg: str | None, log_level: str) -> None:
+    """Run the authorization server (migrates the schema and creates signing keys first)."""
+    import uvicorn
+
+    from tokenward.server.logs import configure_logging
+    from tokenward.server.store.sql.migrate import upgrade
+
+    settings = Settings.from_env()
+    changes: dict[str, Any] = {"db_url": db_url, "issuer": issuer or f"http://{host}:{port}"}
+    if access_token_ttl is not None:
+        changes["access_token_ttl"] = access_token_ttl
+    if signing_alg is not None:
+        changes["signing_alg"] = SigningAlg(signing_alg)
+    from dataclasses import replace
+
+    settings = replace(settings, **changes)
+    configure_logging(log_level.upper())
+    upgrade(settings.db_url)
+    asyncio.run(_prepare_keys(settings))
+    os.environ.update(settings.to_env())
+    click.echo(f"Tokenward serving {settings.issuer} on http://{host}:{port} "
+               f"({workers} worker{'s' if workers > 1 else ''}, db {_safe_db(settings.db_url)})", err=True)
+    uvicorn.run("tokenward.server.web.app:create_app_from_env", factory=True, host=host, port=port,
+                workers=workers, log_config=None, access_log=False, proxy_headers=False,
+                server_header=False, timeout_graceful_shutdown=5)
+
+
+def _safe_db(db_url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(db_url).render_as_string(hide_password=True)
+
+
+async def _prepare_keys(settings: Settings) -> None:
+    from tokenward.server.authorization_server import secret_box
+    from tokenward.server.keys import ensure_signing_keys
+    from tokenward.server.store.sql.store import SqlStore
+
+    store = SqlStore.from_url(settings.db_url)
+    try:
+        async with store.transaction(write=True) as tx:
+            await ensure_signing_keys(tx, secret_box(settings), settings.signing_algs, int(time.time()))
+    finally:
+        await store.close()
+
+
+@click.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@db_option
+def db_upgrade(db_url: str) -> None:
+    """Apply all migrations (run this as its own step before rolling out new workers)."""
+    from tokenward.server.store.sql.migrate import upgrade
+
+    upgrade(db_url)
+    click.echo("schema is up to date", err=True)
+
+
+# ---------------------------------------------------------------- clients
+
+@click.group()
+def clients() -> None:
+    """Register and manage OAuth clients."""
+
+
+@clients.command("add")
+@click.argument("name")
+@click.option("--public", is_flag=True, help="A public client (no secret; PKCE only), e.g. a CLI or SPA.")
+@click.option("--redirect-uri", "redirect_uris", multiple=True, help="Registered redirect URI (repeatable).")
+@click.option("--grant-type", "grant_types", multiple=True, type=click.Choice([g.value for g in GrantType]),
+              help="Allowed grant type (repeatable).")
+@click.option("--scope", default="", help='Allowed scopes, space-separated, e.g. "profile:read".')
+@click.option("--audience", "audiences", multiple=True, help="Allowed token audience (repeatable).")
+@click.option("--access-token-ttl", type=int, help="Access-token lifetime for this client, seconds.")
+@click.option("--signing-alg", type=click.Choice([a.value for a in SigningAlg]))
+@db_option
+@json_option
+def clients_add(name: str, public: bool, redirect_uris: tuple[str, ...], grant_types: tuple[str, ...],
+                scope: str, audiences: tuple[str, ...], access_token_ttl: int | None, signing_alg: str | None,
+                db_url: str, as_json: bool) -> None:
+    """Register a client; prints its client_id and (once) its client_secret."""
+    created = run_with_store(db_url, lambda store: admin.add_client(
+        store, name, public=public, redirect_uris=list(redirect_uris), grant_types=list(grant_types),
+        scope=scope, audiences=list(audiences), access_token_ttl=access_token_ttl, signing_alg=signing_alg))
+    data = client_to_dict(created.client)
+    text = f"client_id: {created.client.client_id}"
+    if created.client_secret is not None:
+        data["client_secret"] = created.client_secret
+        text += f"\nclient_secret: {created.client_secret}\n(the secret is shown only now; store it safely)"
+    emit(as_json, data, text)
+
+
+@clients.command("list")
+@db_option
+@json_option
+def clients_list(db_url: str, as_json: bool) -> None:
+    """List registered clients."""
+    async def go(store: Store) -> list[Client]:
+        async with store.transaction() as tx:
+            return list(await tx.list_clients())
+    found = run_with_store(db_url, go)
+    lines = [f"{c.client_id}  {c.name}  {'public' if c.public else 'confidential'}  "
+             f"{','.join(g.value for g in c.grant_types)}  scope={c.scope}" for c in found]
+    emit(as_json, [client_to_dict(c) for c in found], "\n".join(lines) or "no clients")
+
+
+@clients.command("show")
+@click.argument("client_id")
+@db_option
+@json_option
+def clients_show(client_id: str, db_url: str, as_json: bool) -> None:
+    """Show one client."""
+    async def go(store: Store) -> Client:
+        async with store.transaction() as tx:
+            client = await tx.get_client(client_id)
+        if client is None:
+            raise admin.AdminError(f"no client with id {client_id}")
+        return client
+    data = client_to_dict(run_with_store(db_url, go))
+    emit(as_json, data, "\n".join(f"{k}: {v}" for k, v in data.items()))
+
+
+@clients.command("remove")
+@click.argument("client_id")
+@db_option
+@json_option
+def clients_remove(client_id: str, db_url: str, as_json: bool) -> None:
+    """Remove a client and everything issued to it."""
+    async def go(store: Store) -> None:
+        async with store.transaction(write=True) as tx:
+            if not await tx.delete_client(client_id):
+                raise admin.AdminError(f"no client with id {client_id}")
+    run_with_store(db_url, go)
+    emit(as_json, {"removed": client_id}, f"removed client {client_id}")
+
+
+@clients.command("rotate-secret")
+@click.argument("client_id")
+@db_option
+@json_option
+def clients_rotate_secret(client_id: str, db_url: str, as_json: bool) -> None:
+    """Issue a new client secret; the old one stops working at once."""
+    secret = run_with_store(db_url, lambda store: admin.rotate_client_secret(store, client_id))
+    emit(as_json, {"client_id": client_id, "client_secret": secret},
+         f"client_id: {client_id}\nclient_secret: {secret}\n(the secret is shown only now; store it safely)")
+
+
+# ---------------------------------------------------------------- users
+
+@click.group()
+def users() -> None:
+    """Manage the users who sign in at the authorization server."""
+
+
+@users.command("add")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@db_option
+@json_option
+def users_add(username: str, password_stdin: bool, db_url: str, as_json: bool) -> None:
+    """Add a user (password hashed with argon2id)."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    user = run_with_store(db_url, lambda store: admin.add_user(store, username, password))
+    emit(as_json, {"id": user.id, "username": user.username}, f"added user {user.username} (sub {user.id})")
+
+
+@users.command("list")
+@db_option
+@json_option
+def users_list(db_url: str, as_json: bool) -> None:
+    """List users."""
+    async def go(store: Store) -> list[dict[str, Any]]:
+        async with store.transaction() as tx:
+            return [{"id": u.id, "username": u.username, "created_at": u.created_at}
+                    for u in await tx.list_users()]
+    found = run_with_store(db_url, go)
+    emit(as_json, found, "\n".join(f"{u['username']}  {u['id']}" for u in found) or "no users")
+
+
+@users.command("remove")
+@click.argument("username")
+@db_option
+@json_option
+def users_remove(username: str, db_url: str, as_json: bool) -> None:
+    """Remove a user; their grants, sessions and consents go with them."""
+    run_with_store(db_url, lambda store: admin.remove_user(store, username))
+    emit(as_json, {"removed": username}, f"removed user {username}")
+
+
+# ---------------------------------------------------------------- keys
+
+@click.group()
+def keys() -> None:
+    """Signing keys."""
+
+
+@keys.command("list")
+@db_option
+@json_option
+def keys_list(db_url: str, as_json: bool) -> None:
+    """List signing keys with their state (next, active, retired)."""
+    async def go(store: Store) -> list[dict[str, Any]]:
+        now = int(time.time())
+        async with store.transaction() as tx:
+            return [{"kid": k.kid, "alg": k.alg, "state": k.state(now), "published": k.published(now),
+                     "created_at": k.created_at, "activates_at": k.activates_at, "retires_at": k.retires_at,
+                     "expires_at": k.expires_at} for k in await tx.list_signing_keys()]
+    found = run_with_store(db_url, go)
+    lines = [f"{k['kid']}  {k['alg']}  {k['state']}  active from {_iso(k['activates_at'])}  "
+             f"retires {_iso(k['retires_at'])}  unpublished {_iso(k['expires_at'])}" for k in found]
+    emit(as_json, found, "\n".join(lines) or "no keys (tokenward serve creates them)")
+
+
+@keys.command("rotate")
+@click.option("--alg", "algs", multiple=True, type=click.Choice([a.value for a in SigningAlg]),
+              help="Rotate only this algorithm's key (repeatable; default all).")
+@click.option("--prepublish", type=click.IntRange(0), default=None,
+              help="Seconds the new key is published before it signs (default TOKENWARD_KEY_PREPUBLISH_SECONDS "
+                   "or 0).")
+@db_option
+@json_option
+def keys_rotate(algs: tuple[str, ...], prepublish: int | None, db_url: str, as_json: bool) -> None:
+    """Create new signing keys; old keys stay published until their tokens have expired."""
+    settings = Settings.from_env()
+    from dataclasses import replace
+
+    settings = replace(settings, db_url=db_url)
+    delay = settings.key_prepublish_seconds if prepublish is None else prepublish
+    created = run_with_store(db_url, lambda store: admin.rotate_keys(store, settings, list(algs), delay))
+    data = [{"kid": k.kid, "alg": k.alg, "activates_at": k.activates_at} for k in created]
+    emit(as_json, data, "\n".join(f"new key {k.kid} ({k.alg}) signs from {_iso(k.activates_at)}" for k in created))
+
+
+def register(cli: click.Group) -> None:
+    for command in (serve, db, clients, users, keys):
+        cli.add_command(command)

@@ -1,0 +1,1 @@
+"""Endpoint pipelines: orchestration only, each step a function a test can target."""

@@ -1,0 +1,132 @@
+"""The authorization endpoint (RFC 6749 §4.1.1-§4.1.2, RFC 7636, RFC 8252 §7.3, RFC 9207).
+
+Until the client and its redirect URI are trusted, errors are shown on a page and never redirected
+(§4.1.2.1); after that, every outcome is a redirect carrying ``state`` unchanged and ``iss``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from urllib.parse import urlencode
+
+from tokenward.protocol import pkce
+from tokenward.protocol import redirect_uri as redirect_rules
+from tokenward.protocol.errors import (
+    InvalidRequestError,
+    InvalidScopeError,
+    OAuthError,
+    UnauthorizedClientError,
+    UnsupportedResponseTypeError,
+)
+from tokenward.protocol.form import parse_query
+from tokenward.protocol.scope import Scope
+from tokenward.protocol.types import GrantType
+from tokenward.server.crypto import random_token, token_hash
+from tokenward.server.grants.base import AUTHORIZATION_CODE_PREFIX, select_audience
+from tokenward.server.model import AuthorizationCode, AuthorizationRequest, Client
+from tokenward.server.settings import Settings
+from tokenward.server.store.protocols import Transaction
+
+
+class AuthorizationPageError(Exception):
+    """The request cannot be trusted enough to redirect: show ``message`` on an error page (400)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class AuthorizationRedirectError(Exception):
+    """A redirectable error: the client and redirect URI are trusted."""
+
+    def __init__(self, redirect_uri: str, state: str | None, error: OAuthError) -> None:
+        super().__init__(error.error)
+        self.redirect_uri = redirect_uri
+        self.state = state
+        self.error = error
+
+
+def redirect_to_client(settings: Settings, redirect_uri: str, params: dict[str, str], state: str | None) -> str:
+    """The redirect back to the client: its URI plus ``params``, ``state`` unchanged and ``iss`` (RFC 9207)."""
+    query = dict(params)
+    if state is not None:
+        query["state"] = state
+    query["iss"] = settings.issuer
+    separator = "&" if "?" in redirect_uri else "?"
+    return redirect_uri + separator + urlencode(query)
+
+
+def error_redirect(settings: Settings, err: AuthorizationRedirectError) -> str:
+    return redirect_to_client(settings, err.redirect_uri, err.error.to_wire(), err.state)
+
+
+async def validate_authorization_request(
+    tx: Transaction, settings: Settings, query: str, now: int, session_hash: bytes,
+) -> AuthorizationRequest:
+    """Check every parameter and return the pending request to store; raises one of the two errors above."""
+    try:
+        params, duplicates = parse_query(query)
+    except InvalidRequestError:
+        raise AuthorizationPageError("The authorization request is malformed.") from None
+    if duplicates & {"client_id", "redirect_uri"}:
+        raise AuthorizationPageError("The client_id or redirect_uri parameter was sent more than once.")
+    client_id = params.get("client_id")
+    if client_id is None:
+        raise AuthorizationPageError("The request has no client_id.")
+    client = await tx.get_client(client_id)
+    if client is None:
+        raise AuthorizationPageError("The client is not registered here.")
+    redirect_uri, explicit = _select_redirect_uri(client, params.get("redirect_uri"))
+
+    state = None if "state" in duplicates else params.get("state")
+
+    def fail(error: OAuthError) -> AuthorizationRedirectError:
+        return AuthorizationRedirectError(redirect_uri=redirect_uri, state=state, error=error)
+
+    try:
+        if duplicates:
+            raise InvalidRequestError("A parameter was sent more than once.")
+        response_type = params.get("response_type")
+        if response_type is None:
+            raise InvalidRequestError("response_type is required.")
+        if response_type != "code":
+            raise UnsupportedResponseTypeError("Only response_type=code is supported.")
+        if GrantType.AUTHORIZATION_CODE not in client.grant_types:
+            raise UnauthorizedClientError("This client may not use the authorization code flow.")
+        challenge = pkce.validate_challenge(params.get("code_challenge"), params.get("code_challenge_method"))
+        requested = Scope.parse(params.get("scope"))
+        if not requested <= client.scope:
+            raise InvalidScopeError("The requested scope is not allowed for this client.")
+        audience = select_audience(client, params.get("resource"), settings)
+    except OAuthError as error:
+        raise fail(error) from None
+
+    return AuthorizationRequest(
+        id=secrets.token_urlsafe(24), client_id=client.client_id, redirect_uri=redirect_uri,
+        redirect_uri_explicit=explicit, scope=requested or client.scope, state=state,
+        code_challenge=challenge, audience=audience, csrf_token=secrets.token_urlsafe(24),
+        session_hash=session_hash, created_at=now, expires_at=now + settings.authorization_request_ttl,
+    )
+
+
+def _select_redirect_uri(client: Client, requested: str | None) -> tuple[str, bool]:
+    if requested is None:
+        if len(client.redirect_uris) == 1 and not redirect_rules.is_loopback(client.redirect_uris[0]):
+            return client.redirect_uris[0], False
+        raise AuthorizationPageError("The request has no redirect_uri.")
+    if not redirect_rules.matches(requested, list(client.redirect_uris)):
+        raise AuthorizationPageError("The redirect_uri is not registered for this client.")
+    return requested, True
+
+
+async def issue_code(tx: Transaction, settings: Settings, request: AuthorizationRequest, user_id: str,
+                     now: int) -> str:
+    """Create the authorization code for an approved request and return the redirect to the client."""
+    code = random_token(AUTHORIZATION_CODE_PREFIX)
+    await tx.save_code(AuthorizationCode(
+        code_hash=token_hash(code), client_id=request.client_id, user_id=user_id,
+        redirect_uri=request.redirect_uri, redirect_uri_explicit=request.redirect_uri_explicit,
+        code_challenge=request.code_challenge, scope=request.scope, audience=request.audience,
+        created_at=now, expires_at=now + settings.code_ttl))
+    await tx.delete_authorization_request(request.id)
+    return redirect_to_client(settings, request.redirect_uri, {"code": code}, request.state)

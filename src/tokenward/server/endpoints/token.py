@@ -1,0 +1,53 @@
+"""The token endpoint (RFC 6749 §3.2, §5): parse → authenticate client → check grant → exchange."""
+
+from __future__ import annotations
+
+import time
+
+from tokenward.protocol.credentials import parse_client_credentials
+from tokenward.protocol.errors import InvalidRequestError, UnauthorizedClientError, UnsupportedGrantTypeError
+from tokenward.protocol.types import GrantType
+from tokenward.server.client_auth import authenticate_client
+from tokenward.server.grants import GRANTS
+from tokenward.server.grants.base import GrantContext, GrantHandler, TokenResponse
+from tokenward.server.keys import KeyRing
+from tokenward.server.model import Client
+from tokenward.server.settings import Settings
+from tokenward.server.store.protocols import Store
+
+
+def select_grant(form: dict[str, str]) -> tuple[GrantType, GrantHandler]:
+    value = form.get("grant_type")
+    if value is None:
+        raise InvalidRequestError("grant_type is required.")
+    try:
+        grant_type = GrantType(value)
+    except ValueError:
+        raise UnsupportedGrantTypeError("The grant_type is not supported.") from None
+    return grant_type, GRANTS[grant_type]
+
+
+def check_grant_allowed(client: Client, grant_type: GrantType) -> None:
+    if grant_type not in client.grant_types:
+        raise UnauthorizedClientError("This client may not use this grant_type.")
+
+
+class TokenEndpoint:
+    """``POST /token``. Used by: the web adapter (web/app.py)."""
+
+    def __init__(self, settings: Settings, store: Store, keys: KeyRing) -> None:
+        self.settings = settings
+        self.store = store
+        self.keys = keys
+
+    async def handle(self, authorization: str | None, form: dict[str, str]) -> TokenResponse:
+        credentials = parse_client_credentials(authorization, form)
+        # Client credentials write nothing; every other grant takes the write lock up front.
+        write = form.get("grant_type") != GrantType.CLIENT_CREDENTIALS
+        async with self.store.transaction(write=write) as tx:
+            found = await tx.get_client(credentials.client_id) if credentials is not None else None
+            client = authenticate_client(credentials, found)
+            grant_type, exchange = select_grant(form)
+            check_grant_allowed(client, grant_type)
+            ctx = GrantContext(settings=self.settings, keys=self.keys, tx=tx, now=int(time.time()))
+            return await exchange(ctx, client, form)

@@ -1,0 +1,89 @@
+"""What every grant shares: its context, its response (RFC 6749 §5.1), and token issuance."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tokenward.protocol.errors import InvalidTargetError
+from tokenward.protocol.scope import Scope
+from tokenward.server.crypto import random_token, token_hash
+from tokenward.server.jwt_access_token import mint_access_token
+from tokenward.server.keys import KeyRing
+from tokenward.server.model import AccessTokenRecord, Client, Grant, RefreshToken
+from tokenward.server.settings import Settings
+from tokenward.server.store.protocols import Transaction
+
+REFRESH_TOKEN_PREFIX = "tw_rt_"
+AUTHORIZATION_CODE_PREFIX = "tw_ac_"
+CLIENT_SECRET_PREFIX = "tw_cs_"
+
+
+@dataclass(frozen=True, slots=True)
+class GrantContext:
+    settings: Settings
+    keys: KeyRing
+    tx: Transaction
+    now: int
+
+
+@dataclass(frozen=True, slots=True)
+class TokenResponse:
+    """A successful token response; tokens never appear in its repr."""
+
+    access_token: str = field(repr=False)
+    expires_in: int
+    scope: Scope
+    refresh_token: str | None = field(default=None, repr=False)
+
+    def to_wire(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "access_token": self.access_token, "token_type": "Bearer", "expires_in": self.expires_in,
+            "scope": str(self.scope),
+        }
+        if self.refresh_token is not None:
+            body["refresh_token"] = self.refresh_token
+        return body
+
+
+GrantHandler = Callable[[GrantContext, Client, dict[str, str]], Awaitable[TokenResponse]]
+
+
+def select_audience(client: Client, resource: str | None, settings: Settings) -> str:
+    """The ``aud`` of a client's tokens; ``resource`` (RFC 8707) picks one of its allowed audiences."""
+    allowed = client.audiences or (settings.default_audience,)
+    if resource is None:
+        return allowed[0]
+    if resource not in allowed:
+        raise InvalidTargetError("The requested resource is not allowed for this client.")
+    return resource
+
+
+def access_token_ttl(client: Client, settings: Settings) -> int:
+    return client.access_token_ttl or settings.access_token_ttl
+
+
+async def issue_for_grant(ctx: GrantContext, client: Client, grant: Grant, scope: Scope) -> TokenResponse:
+    """Issue an access token with ``scope`` and a refresh token with the grant's full scope.
+
+    Used by: the authorization_code and refresh_token grants, inside their write transaction.
+    """
+    refresh = random_token(REFRESH_TOKEN_PREFIX)
+    await ctx.tx.save_refresh_token(RefreshToken(
+        token_hash=token_hash(refresh), grant_id=grant.id, client_id=client.client_id, scope=grant.scope,
+        created_at=ctx.now, expires_at=grant.expires_at))
+    ttl = access_token_ttl(client, ctx.settings)
+    jti = str(uuid.uuid4())
+    await ctx.tx.save_access_token(AccessTokenRecord(
+        jti=jti, grant_id=grant.id, client_id=client.client_id, expires_at=ctx.now + ttl))
+    minted = await mint_access_token(
+        ctx.keys, alg=client.signing_alg or ctx.settings.signing_alg, issuer=ctx.settings.issuer,
+        subject=grant.user_id or client.client_id, audience=grant.audience, client_id=client.client_id,
+        scope=scope, now=ctx.now, ttl=ttl, jti=jti)
+    return TokenResponse(access_token=minted.token, expires_in=ttl, scope=scope, refresh_token=refresh)
+
+
+def new_grant_id() -> str:
+    return str(uuid.uuid4())

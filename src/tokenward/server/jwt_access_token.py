@@ -1,0 +1,37 @@
+"""JWT access tokens (RFC 9068): header ``typ: at+jwt`` and ``kid``; claims iss, sub, aud, exp, iat, jti,
+client_id, scope."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from joserfc import jwt
+
+from tokenward.protocol.scope import Scope
+from tokenward.server.keys import KeyRing
+
+
+@dataclass(frozen=True, slots=True)
+class MintedAccessToken:
+    token: str
+    jti: str
+    expires_at: int
+
+    def __repr__(self) -> str:
+        return f"MintedAccessToken(jti={self.jti!r}, expires_at={self.expires_at})"
+
+
+async def mint_access_token(
+    keys: KeyRing, *, alg: str, issuer: str, subject: str, audience: str, client_id: str, scope: Scope,
+    now: int, ttl: int, jti: str | None = None,
+) -> MintedAccessToken:
+    """Sign one access token. For client credentials ``sub`` is the client_id (RFC 9068 §2.2)."""
+    kid, key = await keys.signing_key(alg)
+    jti = jti or str(uuid.uuid4())
+    claims = {
+        "iss": issuer, "sub": subject, "aud": audience, "exp": now + ttl, "iat": now, "jti": jti,
+        "client_id": client_id, "scope": str(scope),
+    }
+    token = jwt.encode({"alg": alg, "typ": "at+jwt", "kid": kid}, claims, key, algorithms=[alg])
+    return MintedAccessToken(token=token, jti=jti, expires_at=now + ttl)

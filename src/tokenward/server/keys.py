@@ -1,0 +1,155 @@
+"""Signing keys: generation, encryption at rest, rotation and the published JWKS.
+
+A key's state follows from its timestamps (next → active → retired → dropped), so every worker that reads
+the table agrees on it without a coordinator. Rotation publishes the new key first, switches signing at
+``activates_at``, and keeps the old key published until every token it signed has expired.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+from joserfc.errors import SecurityWarning
+from joserfc.jwk import ECKey, KeyParameters, OKPKey, RSAKey
+
+from tokenward.protocol.types import SigningAlg
+from tokenward.server.crypto import SecretBox
+from tokenward.server.model import SigningKey
+from tokenward.server.store.protocols import KeyStore, Store
+
+JoseKey = ECKey | RSAKey | OKPKey
+
+# A resource server may cache a JWKS; a retired key stays published this much longer than its tokens.
+JWKS_CACHE_MARGIN = 3600
+
+# RFC 9864 deprecates "EdDSA" in favour of "Ed25519", but PyJWT-based resource servers only know "EdDSA".
+warnings.filterwarnings("ignore", message="EdDSA is deprecated", category=SecurityWarning)
+
+
+def generate_jose_key(alg: SigningAlg, kid: str) -> JoseKey:
+    params: KeyParameters = {"kid": kid, "alg": alg.value, "use": "sig"}
+    if alg is SigningAlg.ES256:
+        return ECKey.generate_key("P-256", parameters=params, private=True)
+    if alg is SigningAlg.RS256:
+        return RSAKey.generate_key(2048, parameters=params, private=True)
+    return OKPKey.generate_key("Ed25519", parameters=params, private=True)
+
+
+def import_jose_key(jwk: dict[str, Any]) -> JoseKey:
+    kty = jwk.get("kty")
+    if kty == "EC":
+        return ECKey.import_key(jwk)
+    if kty == "RSA":
+        return RSAKey.import_key(jwk)
+    return OKPKey.import_key(jwk)
+
+
+def new_signing_key(alg: SigningAlg, box: SecretBox, now: int, activates_at: int | None = None) -> SigningKey:
+    """Create a key record whose private part is sealed with the key-encryption key (AAD = kid)."""
+    kid = f"{alg.value.lower()}-{time.strftime('%Y%m%d', time.gmtime(now))}-{secrets.token_hex(4)}"
+    key = generate_jose_key(alg, kid)
+    public = key.as_dict(private=False)
+    public.update(kid=kid, alg=alg.value, use="sig")
+    sealed = box.seal(json.dumps(key.as_dict(private=True)).encode(), kid.encode())
+    return SigningKey(kid=kid, alg=alg.value, public_jwk=json.dumps(public, sort_keys=True),
+                      private_jwk_sealed=sealed, created_at=now,
+                      activates_at=now if activates_at is None else activates_at)
+
+
+@dataclass(frozen=True, slots=True)
+class KeySnapshot:
+    """What one worker knows about the keys at one moment."""
+
+    signing: dict[str, tuple[str, JoseKey]]  # alg -> (kid, private key)
+    jwks: dict[str, list[dict[str, Any]]]
+    read_at: float
+
+
+class KeyRing:
+    """The keys one worker signs with and publishes, re-read from the store every few seconds.
+
+    Used by: the token grants (``signing_key``), the JWKS endpoint (``jwks``), and ``tokenward keys``.
+    """
+
+    def __init__(self, store: Store, box: SecretBox, *, cache_seconds: float) -> None:
+        self._store = store
+        self._box = box
+        self._cache_seconds = cache_seconds
+        self._snapshot: KeySnapshot | None = None
+        self._decrypted: dict[str, JoseKey] = {}
+
+    async def _current(self) -> KeySnapshot:
+        snap = self._snapshot
+        if snap is not None and time.monotonic() - snap.read_at < self._cache_seconds:
+            return snap
+        async with self._store.transaction() as tx:
+            keys = await tx.list_signing_keys()
+        now = int(time.time())
+        signing: dict[str, tuple[str, JoseKey]] = {}
+        published: list[dict[str, Any]] = []
+        for key in keys:  # ordered by creation: a later active key of the same alg wins
+            if not key.published(now):
+                continue
+            published.append(json.loads(key.public_jwk))
+            if key.state(now) == "active":
+                signing[key.alg] = (key.kid, self._private(key))
+        snap = KeySnapshot(signing=signing, jwks={"keys": published}, read_at=time.monotonic())
+        self._snapshot = snap
+        return snap
+
+    def _private(self, key: SigningKey) -> JoseKey:
+        cached = self._decrypted.get(key.kid)
+        if cached is None:
+            jwk = json.loads(self._box.open(key.private_jwk_sealed, key.kid.encode()))
+            cached = self._decrypted[key.kid] = import_jose_key(jwk)
+        return cached
+
+    async def signing_key(self, alg: str) -> tuple[str, JoseKey]:
+        snap = await self._current()
+        try:
+            return snap.signing[alg]
+        except KeyError:
+            raise LookupError(f"no active signing key for {alg}") from None
+
+    async def jwks(self) -> dict[str, list[dict[str, Any]]]:
+        return (await self._current()).jwks
+
+    def invalidate(self) -> None:
+        self._snapshot = None
+
+
+async def ensure_signing_keys(tx: KeyStore, box: SecretBox, algs: tuple[SigningAlg, ...], now: int) -> list[str]:
+    """Create an active key for each algorithm that has none; returns the new kids (used at start-up)."""
+    keys = await tx.list_signing_keys()
+    created = []
+    for alg in algs:
+        if not any(k.alg == alg.value and k.state(now) in ("active", "next") and k.published(now) for k in keys):
+            key = new_signing_key(alg, box, now)
+            await tx.save_signing_key(key)
+            created.append(key.kid)
+    return created
+
+
+async def rotate_signing_keys(
+    tx: KeyStore, box: SecretBox, algs: tuple[SigningAlg, ...], now: int, *,
+    prepublish_seconds: int, max_token_ttl: int,
+) -> list[SigningKey]:
+    """Publish a new key per algorithm, activating at ``now + prepublish_seconds``; the keys it replaces
+    retire at that moment and stay published for ``max_token_ttl`` plus a cache margin."""
+    activates_at = now + prepublish_seconds
+    existing = await tx.list_signing_keys()
+    new_keys = []
+    for alg in algs:
+        for old in existing:
+            if old.alg == alg.value and old.retires_at is None:
+                await tx.schedule_key_retirement(
+                    old.kid, activates_at, activates_at + max_token_ttl + JWKS_CACHE_MARGIN)
+        key = new_signing_key(alg, box, now, activates_at)
+        await tx.save_signing_key(key)
+        new_keys.append(key)
+    return new_keys

@@ -1,0 +1,142 @@
+"""The records the server keeps. Times are integer Unix seconds; secrets appear only as hashes.
+
+Every token row carries its ``grant_id`` so that revoking a grant family is one statement per table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tokenward.protocol.scope import Scope
+from tokenward.protocol.types import GrantType
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    client_id: str
+    name: str
+    public: bool
+    redirect_uris: tuple[str, ...]
+    grant_types: tuple[GrantType, ...]
+    scope: Scope
+    audiences: tuple[str, ...]
+    created_at: int
+    secret_hash: bytes | None = field(default=None, repr=False)
+    access_token_ttl: int | None = None
+    signing_alg: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: str
+    username: str
+    created_at: int
+    password_hash: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """One authorization (a user's consent to a client, or a code exchange): the refresh-token family."""
+
+    id: str
+    client_id: str
+    user_id: str | None
+    scope: Scope
+    audience: str
+    created_at: int
+    expires_at: int
+    revoked_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationCode:
+    code_hash: bytes = field(repr=False)
+    client_id: str
+    user_id: str
+    redirect_uri: str
+    redirect_uri_explicit: bool
+    code_challenge: str
+    scope: Scope
+    audience: str
+    created_at: int
+    expires_at: int
+    consumed_at: int | None = None
+    grant_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshToken:
+    token_hash: bytes = field(repr=False)
+    grant_id: str
+    client_id: str
+    scope: Scope
+    created_at: int
+    expires_at: int
+    consumed_at: int | None = None
+    revoked_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AccessTokenRecord:
+    """An issued JWT access token under a grant, kept so revoking the grant can mark it inactive."""
+
+    jti: str
+    grant_id: str
+    client_id: str
+    expires_at: int
+    revoked_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    """A signing key; its state follows from the times: next (before activates_at), active, retired.
+
+    A retired key stays in the JWKS until ``expires_at`` so tokens it signed keep validating.
+    """
+
+    kid: str
+    alg: str
+    public_jwk: str
+    private_jwk_sealed: bytes = field(repr=False)
+    created_at: int
+    activates_at: int
+    retires_at: int | None = None
+    expires_at: int | None = None
+
+    def state(self, now: int) -> str:
+        if now < self.activates_at:
+            return "next"
+        if self.retires_at is not None and now >= self.retires_at:
+            return "retired"
+        return "active"
+
+    def published(self, now: int) -> bool:
+        return self.expires_at is None or now < self.expires_at
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A browser's session at the authorization server; the cookie carries the secret, we keep its hash."""
+
+    id_hash: bytes = field(repr=False)
+    user_id: str | None
+    created_at: int
+    expires_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationRequest:
+    """A validated /authorize request waiting for login and consent, bound to one browser session."""
+
+    id: str
+    client_id: str
+    redirect_uri: str
+    redirect_uri_explicit: bool
+    scope: Scope
+    state: str | None
+    code_challenge: str
+    audience: str
+    csrf_token: str = field(repr=False)
+    session_hash: bytes = field(repr=False)
+    created_at: int
+    expires_at: int

@@ -1,0 +1,95 @@
+"""Server settings and policies, each with a documented default (one place to read them all)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+
+from tokenward.protocol.types import SigningAlg
+
+DEFAULT_DB_URL = "sqlite:///./tokenward.db"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything ``tokenward serve`` can be told; read from ``TOKENWARD_*`` variables by ``from_env``.
+
+    Worker processes get their settings through the environment, so ``serve --workers N`` and a
+    hand-run ``uvicorn --factory tokenward.server.web.app:create_app_from_env`` behave the same.
+    """
+
+    issuer: str = "http://127.0.0.1:8000"
+    db_url: str = DEFAULT_DB_URL
+    # Lifetimes in seconds.
+    access_token_ttl: int = 600  # RFC 9700 §4.14 short-lived access tokens
+    refresh_token_ttl: int = 30 * 86400  # absolute lifetime of a grant's refresh tokens
+    code_ttl: int = 60  # RFC 6749 §4.1.2 says at most 10 min; FAPI uses 60 s
+    authorization_request_ttl: int = 900  # how long a user may take on the login and consent pages
+    session_ttl: int = 8 * 3600  # login session at the authorization server
+    # Signing: the default algorithm and every algorithm a key is kept (and published) for.
+    signing_alg: SigningAlg = SigningAlg.ES256
+    signing_algs: tuple[SigningAlg, ...] = (SigningAlg.ES256, SigningAlg.RS256, SigningAlg.EDDSA)
+    # How long a worker may serve the key set it read before it reads the database again.
+    key_cache_seconds: float = 5.0
+    # `keys rotate` publishes the new key this long before it signs (pre-publication).
+    key_prepublish_seconds: int = 0
+    # Audience of access tokens for clients that have none configured.
+    default_audience: str = "urn:tokenward:api"
+    # Key-encryption key for private signing keys: raw 32 bytes, or None to use ``kek_file``.
+    kek: bytes | None = field(default=None, repr=False)
+    kek_file: str = "tokenward.kek"
+    # Largest form body accepted on POST endpoints (RFC 9110 §15.5.14: 413 beyond it).
+    max_body_bytes: int = 64 * 1024
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies are ``Secure`` whenever the issuer is https."""
+        return self.issuer.startswith("https://")
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if environ is None else environ)
+        s = cls()
+        ints = {
+            "ACCESS_TOKEN_TTL": "access_token_ttl",
+            "REFRESH_TOKEN_TTL": "refresh_token_ttl",
+            "CODE_TTL": "code_ttl",
+            "SESSION_TTL": "session_ttl",
+            "KEY_PREPUBLISH_SECONDS": "key_prepublish_seconds",
+            "MAX_BODY_BYTES": "max_body_bytes",
+        }
+        changes: dict[str, object] = {}
+        for var, attr in ints.items():
+            if f"TOKENWARD_{var}" in env:
+                changes[attr] = int(env[f"TOKENWARD_{var}"])
+        if "TOKENWARD_ISSUER" in env:
+            changes["issuer"] = env["TOKENWARD_ISSUER"]
+        if "TOKENWARD_DB" in env:
+            changes["db_url"] = env["TOKENWARD_DB"]
+        if "TOKENWARD_SIGNING_ALG" in env:
+            changes["signing_alg"] = SigningAlg(env["TOKENWARD_SIGNING_ALG"])
+        if "TOKENWARD_KEY_CACHE_SECONDS" in env:
+            changes["key_cache_seconds"] = float(env["TOKENWARD_KEY_CACHE_SECONDS"])
+        if "TOKENWARD_DEFAULT_AUDIENCE" in env:
+            changes["default_audience"] = env["TOKENWARD_DEFAULT_AUDIENCE"]
+        if "TOKENWARD_KEK_FILE" in env:
+            changes["kek_file"] = env["TOKENWARD_KEK_FILE"]
+        if env.get("TOKENWARD_KEK"):
+            from tokenward.server.crypto import decode_kek
+
+            changes["kek"] = decode_kek(env["TOKENWARD_KEK"])
+        return replace(s, **changes)  # type: ignore[arg-type]
+
+    def to_env(self) -> dict[str, str]:
+        """The inverse of ``from_env`` for the fields the CLI sets (used to hand settings to workers)."""
+        env = {
+            "TOKENWARD_ISSUER": self.issuer,
+            "TOKENWARD_DB": self.db_url,
+            "TOKENWARD_ACCESS_TOKEN_TTL": str(self.access_token_ttl),
+            "TOKENWARD_REFRESH_TOKEN_TTL": str(self.refresh_token_ttl),
+            "TOKENWARD_CODE_TTL": str(self.code_ttl),
+            "TOKENWARD_SIGNING_ALG": self.signing_alg.value,
+            "TOKENWARD_KEK_FILE": self.kek_file,
+            "TOKENWARD_DEFAULT_AUDIENCE": self.default_audience,
+        }
+        return env

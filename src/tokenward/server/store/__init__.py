@@ -1,0 +1,1 @@
+"""Storage behind small protocols; ``sql`` is the one implementation (SQLite and PostgreSQL)."""

@@ -1,0 +1,1 @@
+"""SQLAlchemy Core storage: one schema and one code path for SQLite and PostgreSQL."""

@@ -1,0 +1,322 @@
+"""SqlStore: the storage protocols on SQLAlchemy Core.
+
+Single-use operations are one conditional ``UPDATE … WHERE consumed_at IS NULL``: the database decides the
+one winner, whatever the number of worker processes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from tokenward.protocol.errors import OAuthError
+from tokenward.protocol.scope import Scope
+from tokenward.protocol.types import GrantType
+from tokenward.server.model import (
+    AccessTokenRecord,
+    AuthorizationCode,
+    AuthorizationRequest,
+    Client,
+    Grant,
+    RefreshToken,
+    Session,
+    SigningKey,
+    User,
+)
+from tokenward.server.store.protocols import StoreUnavailableError, Transaction
+from tokenward.server.store.sql import tables as t
+from tokenward.server.store.sql.engine import WRITE_OPTION, create_server_engine
+
+
+class SqlStore:
+    """The Store protocol over one async engine (SQLite or PostgreSQL)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def from_url(cls, db_url: str) -> SqlStore:
+        return cls(create_server_engine(db_url))
+
+    @asynccontextmanager
+    async def transaction(self, *, write: bool = False) -> AsyncIterator[Transaction]:
+        try:
+            async with self._transaction(write) as tx:
+                yield tx
+        except (OperationalError, InterfaceError, TimeoutError) as exc:
+            raise StoreUnavailableError(type(exc).__name__) from exc
+
+    @asynccontextmanager
+    async def _transaction(self, write: bool) -> AsyncIterator[Transaction]:
+        async with self.engine.connect() as conn:
+            if write:
+                conn = await conn.execution_options(**{WRITE_OPTION: True})
+            trans = await conn.begin()
+            try:
+                yield SqlTransaction(conn)
+            except OAuthError as exc:
+                if exc.persist:
+                    await trans.commit()
+                else:
+                    await trans.rollback()
+                raise
+            except BaseException:
+                await trans.rollback()
+                raise
+            else:
+                await trans.commit()
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def _client(row: Any) -> Client:
+    return Client(
+        client_id=row.client_id, name=row.name, public=bool(row.public), secret_hash=row.secret_hash,
+        redirect_uris=tuple(json.loads(row.redirect_uris)),
+        grant_types=tuple(GrantType(g) for g in json.loads(row.grant_types)),
+        scope=Scope.parse(row.scope), audiences=tuple(json.loads(row.audiences)),
+        access_token_ttl=row.access_token_ttl, signing_alg=row.signing_alg, created_at=row.created_at,
+    )
+
+
+def _user(row: Any) -> User:
+    return User(id=row.id, username=row.username, password_hash=row.password_hash, created_at=row.created_at)
+
+
+def _grant(row: Any) -> Grant:
+    return Grant(id=row.id, client_id=row.client_id, user_id=row.user_id, scope=Scope.parse(row.scope),
+                 audience=row.audience, created_at=row.created_at, expires_at=row.expires_at,
+                 revoked_at=row.revoked_at)
+
+
+def _code(row: Any) -> AuthorizationCode:
+    return AuthorizationCode(
+        code_hash=row.code_hash, client_id=row.client_id, user_id=row.user_id, redirect_uri=row.redirect_uri,
+        redirect_uri_explicit=bool(row.redirect_uri_explicit), code_challenge=row.code_challenge,
+        scope=Scope.parse(row.scope), audience=row.audience, created_at=row.created_at,
+        expires_at=row.expires_at, consumed_at=row.consumed_at, grant_id=row.grant_id,
+    )
+
+
+def _refresh(row: Any) -> RefreshToken:
+    return RefreshToken(token_hash=row.token_hash, grant_id=row.grant_id, client_id=row.client_id,
+                        scope=Scope.parse(row.scope), created_at=row.created_at, expires_at=row.expires_at,
+                        consumed_at=row.consumed_at, revoked_at=row.revoked_at)
+
+
+def _key(row: Any) -> SigningKey:
+    return SigningKey(kid=row.kid, alg=row.alg, public_jwk=row.public_jwk,
+                      private_jwk_sealed=row.private_jwk_sealed, created_at=row.created_at,
+                      activates_at=row.activates_at, retires_at=row.retires_at, expires_at=row.expires_at)
+
+
+def _request(row: Any) -> AuthorizationRequest:
+    return AuthorizationRequest(
+        id=row.id, client_id=row.client_id, redirect_uri=row.redirect_uri,
+        redirect_uri_explicit=bool(row.redirect_uri_explicit), scope=Scope.parse(row.scope), state=row.state,
+        code_challenge=row.code_challenge, audience=row.audience, csrf_token=row.csrf_token,
+        session_hash=row.session_hash, created_at=row.created_at, expires_at=row.expires_at,
+    )
+
+
+class SqlTransaction:
+    """All storage operations on one connection inside one transaction."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    # clients
+    async def get_client(self, client_id: str) -> Client | None:
+        row = (await self._conn.execute(select(t.clients).where(t.clients.c.client_id == client_id))).first()
+        return _client(row) if row else None
+
+    async def save_client(self, client: Client) -> None:
+        await self._conn.execute(insert(t.clients).values(
+            client_id=client.client_id, name=client.name, public=client.public, secret_hash=client.secret_hash,
+            redirect_uris=json.dumps(list(client.redirect_uris)),
+            grant_types=json.dumps([g.value for g in client.grant_types]), scope=str(client.scope),
+            audiences=json.dumps(list(client.audiences)), access_token_ttl=client.access_token_ttl,
+            signing_alg=client.signing_alg, created_at=client.created_at,
+        ))
+
+    async def set_client_secret_hash(self, client_id: str, secret_hash: bytes) -> bool:
+        result = await self._conn.execute(
+            update(t.clients).where(t.clients.c.client_id == client_id).values(secret_hash=secret_hash))
+        return result.rowcount == 1
+
+    async def delete_client(self, client_id: str) -> bool:
+        result = await self._conn.execute(delete(t.clients).where(t.clients.c.client_id == client_id))
+        return result.rowcount == 1
+
+    async def list_clients(self) -> Sequence[Client]:
+        rows = await self._conn.execute(select(t.clients).order_by(t.clients.c.created_at, t.clients.c.name))
+        return [_client(r) for r in rows]
+
+    # users
+    async def get_user(self, user_id: str) -> User | None:
+        row = (await self._conn.execute(select(t.users).where(t.users.c.id == user_id))).first()
+        return _user(row) if row else None
+
+    async def get_user_by_username(self, username: str) -> User | None:
+        row = (await self._conn.execute(select(t.users).where(t.users.c.username == username))).first()
+        return _user(row) if row else None
+
+    async def save_user(self, user: User) -> None:
+        await self._conn.execute(insert(t.users).values(
+            id=user.id, username=user.username, password_hash=user.password_hash, created_at=user.created_at))
+
+    async def delete_user(self, user_id: str) -> bool:
+        result = await self._conn.execute(delete(t.users).where(t.users.c.id == user_id))
+        return result.rowcount == 1
+
+    async def list_users(self) -> Sequence[User]:
+        rows = await self._conn.execute(select(t.users).order_by(t.users.c.username))
+        return [_user(r) for r in rows]
+
+    # sessions
+    async def save_session(self, session: Session) -> None:
+        await self._conn.execute(insert(t.sessions).values(
+            id_hash=session.id_hash, user_id=session.user_id, created_at=session.created_at,
+            expires_at=session.expires_at))
+
+    async def get_session(self, id_hash: bytes, now: int) -> Session | None:
+        row = (await self._conn.execute(select(t.sessions).where(
+            t.sessions.c.id_hash == id_hash, t.sessions.c.expires_at > now))).first()
+        if row is None:
+            return None
+        return Session(id_hash=row.id_hash, user_id=row.user_id, created_at=row.created_at,
+                       expires_at=row.expires_at)
+
+    async def delete_session(self, id_hash: bytes) -> None:
+        await self._conn.execute(delete(t.sessions).where(t.sessions.c.id_hash == id_hash))
+
+    # pending authorization requests
+    async def save_authorization_request(self, request: AuthorizationRequest) -> None:
+        await self._conn.execute(insert(t.authorization_requests).values(
+            id=request.id, client_id=request.client_id, redirect_uri=request.redirect_uri,
+            redirect_uri_explicit=request.redirect_uri_explicit, scope=str(request.scope), state=request.state,
+            code_challenge=request.code_challenge, audience=request.audience, csrf_token=request.csrf_token,
+            session_hash=request.session_hash, created_at=request.created_at, expires_at=request.expires_at))
+
+    async def get_authorization_request(self, request_id: str, now: int) -> AuthorizationRequest | None:
+        row = (await self._conn.execute(select(t.authorization_requests).where(
+            t.authorization_requests.c.id == request_id, t.authorization_requests.c.expires_at > now))).first()
+        return _request(row) if row else None
+
+    async def rebind_authorization_request(self, request_id: str, session_hash: bytes) -> None:
+        await self._conn.execute(update(t.authorization_requests).where(
+            t.authorization_requests.c.id == request_id).values(session_hash=session_hash))
+
+    async def delete_authorization_request(self, request_id: str) -> None:
+        await self._conn.execute(delete(t.authorization_requests).where(
+            t.authorization_requests.c.id == request_id))
+
+    # consent
+    async def has_consent(self, user_id: str, client_id: str, scope: Scope) -> bool:
+        rows = await self._conn.execute(select(t.consents.c.scope).where(
+            t.consents.c.user_id == user_id, t.consents.c.client_id == client_id))
+        return any(scope <= Scope.parse(r.scope) for r in rows)
+
+    async def save_consent(self, user_id: str, client_id: str, scope: Scope, now: int) -> None:
+        if await self.has_consent(user_id, client_id, scope):
+            return
+        await self._conn.execute(insert(t.consents).values(
+            user_id=user_id, client_id=client_id, scope=str(scope), created_at=now))
+
+    # authorization codes
+    async def save_code(self, code: AuthorizationCode) -> None:
+        await self._conn.execute(insert(t.authorization_codes).values(
+            code_hash=code.code_hash, client_id=code.client_id, user_id=code.user_id,
+            redirect_uri=code.redirect_uri, redirect_uri_explicit=code.redirect_uri_explicit,
+            code_challenge=code.code_challenge, scope=str(code.scope), audience=code.audience,
+            created_at=code.created_at, expires_at=code.expires_at))
+
+    async def get_code(self, code_hash: bytes) -> AuthorizationCode | None:
+        row = (await self._conn.execute(select(t.authorization_codes).where(
+            t.authorization_codes.c.code_hash == code_hash))).first()
+        return _code(row) if row else None
+
+    async def consume_code(self, code_hash: bytes, grant_id: str, now: int) -> bool:
+        c = t.authorization_codes.c
+        row = (await self._conn.execute(
+            update(t.authorization_codes)
+            .where(c.code_hash == code_hash, c.consumed_at.is_(None))
+            .values(consumed_at=now, grant_id=grant_id)
+            .returning(c.code_hash)
+        )).first()
+        return row is not None
+
+    # grants
+    async def save_grant(self, grant: Grant) -> None:
+        await self._conn.execute(insert(t.grants).values(
+            id=grant.id, client_id=grant.client_id, user_id=grant.user_id, scope=str(grant.scope),
+            audience=grant.audience, created_at=grant.created_at, expires_at=grant.expires_at,
+            revoked_at=grant.revoked_at))
+
+    async def get_grant(self, grant_id: str) -> Grant | None:
+        row = (await self._conn.execute(select(t.grants).where(t.grants.c.id == grant_id))).first()
+        return _grant(row) if row else None
+
+    async def revoke_grant(self, grant_id: str, now: int) -> None:
+        await self._conn.execute(update(t.grants).where(
+            t.grants.c.id == grant_id, t.grants.c.revoked_at.is_(None)).values(revoked_at=now))
+        await self._conn.execute(update(t.refresh_tokens).where(
+            t.refresh_tokens.c.grant_id == grant_id, t.refresh_tokens.c.revoked_at.is_(None)
+        ).values(revoked_at=now))
+        await self._conn.execute(update(t.access_tokens).where(
+            t.access_tokens.c.grant_id == grant_id, t.access_tokens.c.revoked_at.is_(None)
+        ).values(revoked_at=now))
+
+    # refresh and access tokens
+    async def save_refresh_token(self, token: RefreshToken) -> None:
+        await self._conn.execute(insert(t.refresh_tokens).values(
+            token_hash=token.token_hash, grant_id=token.grant_id, client_id=token.client_id,
+            scope=str(token.scope), created_at=token.created_at, expires_at=token.expires_at))
+
+    async def get_refresh_token(self, token_hash: bytes) -> RefreshToken | None:
+        row = (await self._conn.execute(select(t.refresh_tokens).where(
+            t.refresh_tokens.c.token_hash == token_hash))).first()
+        return _refresh(row) if row else None
+
+    async def consume_refresh_token(self, token_hash: bytes, now: int) -> bool:
+        c = t.refresh_tokens.c
+        row = (await self._conn.execute(
+            update(t.refresh_tokens)
+            .where(c.token_hash == token_hash, c.consumed_at.is_(None), c.revoked_at.is_(None))
+            .values(consumed_at=now)
+            .returning(c.token_hash)
+        )).first()
+        return row is not None
+
+    async def save_access_token(self, record: AccessTokenRecord) -> None:
+        await self._conn.execute(insert(t.access_tokens).values(
+            jti=record.jti, grant_id=record.grant_id, client_id=record.client_id, expires_at=record.expires_at))
+
+    async def get_access_token(self, jti: str) -> AccessTokenRecord | None:
+        row = (await self._conn.execute(select(t.access_tokens).where(t.access_tokens.c.jti == jti))).first()
+        if row is None:
+            return None
+        return AccessTokenRecord(jti=row.jti, grant_id=row.grant_id, client_id=row.client_id,
+                                 expires_at=row.expires_at, revoked_at=row.revoked_at)
+
+    # signing keys
+    async def list_signing_keys(self) -> Sequence[SigningKey]:
+        rows = await self._conn.execute(select(t.signing_keys).order_by(t.signing_keys.c.created_at))
+        return [_key(r) for r in rows]
+
+    async def save_signing_key(self, key: SigningKey) -> None:
+        await self._conn.execute(insert(t.signing_keys).values(
+            kid=key.kid, alg=key.alg, public_jwk=key.public_jwk, private_jwk_sealed=key.private_jwk_sealed,
+            created_at=key.created_at, activates_at=key.activates_at, retires_at=key.retires_at,
+            expires_at=key.expires_at))
+
+    async def schedule_key_retirement(self, kid: str, retires_at: int, expires_at: int) -> None:
+        await self._conn.execute(update(t.signing_keys).where(t.signing_keys.c.kid == kid).values(
+            retires_at=retires_at, expires_at=expires_at))

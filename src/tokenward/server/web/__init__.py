@@ -1,0 +1,1 @@
+"""The web adapter: the only package that imports Starlette or Jinja2."""

@@ -1,0 +1,172 @@
+"""The ASGI application: one routes table, three-line handlers, errors mapped in one place."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tokenward.protocol.errors import (
+    MethodNotAllowedError,
+    OAuthError,
+    ServerError,
+    TemporarilyUnavailableError,
+)
+from tokenward.protocol.metadata import authorization_server_metadata
+from tokenward.server.authorization_server import AuthorizationServer
+from tokenward.server.settings import Settings
+from tokenward.server.store.protocols import StoreUnavailableError
+from tokenward.server.web import pages
+from tokenward.server.web.http import error_response, json_response, to_form
+from tokenward.server.web.security import SecurityHeadersMiddleware
+
+log = logging.getLogger("tokenward.server")
+access_log = logging.getLogger("tokenward.access")
+
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+def request_id(request: Request) -> str:
+    rid: str = request.scope.get("state", {}).get("request_id", "-")
+    return rid
+
+
+def server_of(request: Request) -> AuthorizationServer:
+    server: AuthorizationServer = request.app.state.server
+    return server
+
+
+async def token(request: Request) -> Response:
+    """POST /token (RFC 6749 §3.2)."""
+    server = server_of(request)
+    if request.method != "POST":
+        raise MethodNotAllowedError("The token endpoint only accepts POST.")
+    form = await to_form(request, server.settings.max_body_bytes)
+    result = await server.token.handle(request.headers.get("authorization"), form)
+    return json_response(result.to_wire())
+
+
+async def metadata(request: Request) -> Response:
+    settings = server_of(request).settings
+    scopes = sorted(set(pages.SCOPE_DESCRIPTIONS))
+    body = authorization_server_metadata(settings.issuer, scopes=scopes,
+                                         signing_algs=[a.value for a in settings.signing_algs])
+    return JSONResponse(body, headers={"Cache-Control": "public, max-age=300"})
+
+
+async def jwks(request: Request) -> Response:
+    # Short cache: a key rotated in is published before it signs, and guards refetch on an unknown kid.
+    return JSONResponse(await server_of(request).keys.jwks(), headers={"Cache-Control": "public, max-age=60"})
+
+
+def oauth_endpoint(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    """Map every failure of a JSON endpoint to an RFC 6749 §5.2 answer: never a 500 page or a trace."""
+
+    async def endpoint(request: Request) -> Response:
+        realm = server_of(request).settings.issuer
+        rid = request_id(request)
+        try:
+            return await handler(request)
+        except OAuthError as exc:
+            return error_response(exc, realm=realm, request_id=rid)
+        except StoreUnavailableError:
+            log.warning("database unavailable", extra={"request_id": rid})
+            return error_response(TemporarilyUnavailableError("The service is temporarily unavailable."),
+                                  realm=realm, request_id=rid)
+        except Exception:
+            log.exception("unexpected error", extra={"request_id": rid})
+            return error_response(ServerError("An unexpected error occurred."), realm=realm, request_id=rid)
+
+    return endpoint
+
+
+def page_endpoint(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    """The same for HTML pages: an error page, never a trace."""
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except StoreUnavailableError:
+            log.warning("database unavailable", extra={"request_id": request_id(request)})
+            return pages.error_page(request, "The service is temporarily unavailable. Try again shortly.", 503)
+        except Exception:
+            log.exception("unexpected error", extra={"request_id": request_id(request)})
+            return pages.error_page(request, "An unexpected error occurred.", 500)
+
+    return endpoint
+
+
+class RequestContextMiddleware:
+    """Pure ASGI: gives each request an id and writes one access-log line without the query string
+    (it can carry codes and state)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = uuid.uuid4().hex[:16]
+        scope.setdefault("state", {})["request_id"] = rid
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            client = scope.get("client")
+            access_log.info("request", extra={
+                "request_id": rid, "method": scope["method"], "path": scope["path"], "status": status,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                "ip": client[0] if client else None})
+
+
+def create_app(settings: Settings) -> Starlette:
+    """The ASGI app for ``settings``; the database must already be migrated (``tokenward serve`` does it)."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        app.state.server = await AuthorizationServer.open(settings)
+        try:
+            yield
+        finally:
+            await app.state.server.close()
+
+    routes = [
+        Route("/", page_endpoint(pages.home)),
+        Route("/authorize", page_endpoint(pages.authorize)),
+        Route("/login", page_endpoint(pages.login), methods=["GET", "POST"]),
+        Route("/consent", page_endpoint(pages.consent), methods=["GET", "POST"]),
+        Route("/token", oauth_endpoint(token), methods=ALL_METHODS),
+        Route("/.well-known/oauth-authorization-server", oauth_endpoint(metadata)),
+        Route("/jwks.json", oauth_endpoint(jwks)),
+        Mount("/static", StaticFiles(directory=str(Path(__file__).with_name("static"))), name="static"),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.issuer.startswith("https://"))
+    app.add_middleware(RequestContextMiddleware)
+    return app
+
+
+def create_app_from_env() -> Starlette:
+    """Factory for worker processes: ``uvicorn --factory tokenward.server.web.app:create_app_from_env``."""
+    return create_app(Settings.from_env())

@@ -1,0 +1,215 @@
+"""The browser side of the code flow: /authorize, the login page and the consent page.
+
+A pending authorization request lives in the database, bound to the browser's session cookie, and both
+forms carry its CSRF token; any worker can serve any step.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.templating import Jinja2Templates
+
+from tokenward.protocol.errors import AccessDeniedError, InvalidRequestError
+from tokenward.protocol.form import parse_form
+from tokenward.server.authorization_server import AuthorizationServer
+from tokenward.server.crypto import token_hash
+from tokenward.server.endpoints.authorize import (
+    AuthorizationPageError,
+    AuthorizationRedirectError,
+    error_redirect,
+    issue_code,
+    redirect_to_client,
+    validate_authorization_request,
+)
+from tokenward.server.model import AuthorizationRequest, Session
+from tokenward.server.passwords import verify_password
+from tokenward.server.store.protocols import Transaction
+from tokenward.server.web.http import read_body
+from tokenward.server.web.security import (
+    csrf_matches,
+    new_session_secret,
+    same_origin_post,
+    session_hash_from,
+    set_session_cookie,
+)
+
+log = logging.getLogger("tokenward.server")
+templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+
+SCOPE_DESCRIPTIONS = {
+    "profile:read": "Read your profile",
+    "profile:write": "Change your profile",
+    "offline_access": "Stay signed in (keep access while you are away)",
+}
+
+
+def server_of(request: Request) -> AuthorizationServer:
+    server: AuthorizationServer = request.app.state.server
+    return server
+
+
+def render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
+    return templates.TemplateResponse(request, name, context, status_code=status)
+
+
+def error_page(request: Request, message: str, status: int = 400) -> Response:
+    return render(request, "error.html", {"message": message}, status)
+
+
+def see_other(url: str) -> Response:
+    """303 after every form POST and authorization step (RFC 9700 §4.12: never 307)."""
+    return RedirectResponse(url, status_code=303)
+
+
+async def authorize(request: Request) -> Response:
+    """GET /authorize: validate, remember the request for this browser, then log in or ask consent."""
+    server = server_of(request)
+    settings = server.settings
+    now = int(time.time())
+    session_hash = session_hash_from(request, settings)
+    new_secret: str | None = None
+    async with server.store.transaction(write=True) as tx:
+        session = await tx.get_session(session_hash, now) if session_hash else None
+        if session is None:
+            new_secret = new_session_secret()
+            session = Session(id_hash=token_hash(new_secret), user_id=None, created_at=now,
+                              expires_at=now + settings.session_ttl)
+            await tx.save_session(session)
+        try:
+            pending = await validate_authorization_request(
+                tx, settings, request.url.query, now, session.id_hash)
+        except AuthorizationPageError as exc:
+            return error_page(request, exc.message)
+        except AuthorizationRedirectError as exc:
+            return see_other(error_redirect(settings, exc))
+        await tx.save_authorization_request(pending)
+    step = "consent" if session.user_id else "login"
+    response = see_other(f"/{step}?request={pending.id}")
+    if new_secret is not None:
+        set_session_cookie(response, settings, new_secret)
+    return response
+
+
+async def _pending(request: Request, tx: Transaction, request_id: str | None,
+                   now: int) -> tuple[AuthorizationRequest, Session] | Response:
+    """The pending request, only if it belongs to this browser's session; otherwise an error page."""
+    settings = server_of(request).settings
+    session_hash = session_hash_from(request, settings)
+    pending = await tx.get_authorization_request(request_id, now) if request_id else None
+    session = await tx.get_session(session_hash, now) if session_hash else None
+    if pending is None or session is None or not csrf_matches(pending.session_hash.hex(), session.id_hash.hex()):
+        return error_page(request, "This sign-in request has expired or belongs to another browser. "
+                                   "Go back to the application and start again.")
+    return pending, session
+
+
+async def _form(request: Request) -> dict[str, str] | Response:
+    settings = server_of(request).settings
+    if not same_origin_post(request, settings):
+        return error_page(request, "This form was submitted from another site.", 403)
+    try:
+        return parse_form(await read_body(request, settings.max_body_bytes))
+    except InvalidRequestError:
+        return error_page(request, "The form could not be read.")
+
+
+async def login(request: Request) -> Response:
+    """GET shows the login form; POST checks the password, starts a fresh session and goes to consent."""
+    server = server_of(request)
+    settings = server.settings
+    now = int(time.time())
+    if request.method == "GET":
+        async with server.store.transaction() as tx:
+            found = await _pending(request, tx, request.query_params.get("request"), now)
+            if isinstance(found, Response):
+                return found
+            pending, session = found
+            if session.user_id:
+                return see_other(f"/consent?request={pending.id}")
+            client = await tx.get_client(pending.client_id)
+        return render(request, "login.html", {"pending": pending, "client": client, "error": None})
+
+    form = await _form(request)
+    if isinstance(form, Response):
+        return form
+    username, password = form.get("username", ""), form.get("password", "")
+    async with server.store.transaction(write=True) as tx:
+        found = await _pending(request, tx, form.get("request"), now)
+        if isinstance(found, Response):
+            return found
+        pending, session = found
+        if not csrf_matches(pending.csrf_token, form.get("csrf_token")):
+            return error_page(request, "The form has expired. Go back to the application and start again.", 403)
+        user = await tx.get_user_by_username(username)
+        client = await tx.get_client(pending.client_id)
+    # argon2 runs outside the transaction so a slow hash never holds the database lock.
+    ok = verify_password(user.password_hash if user else None, password)
+    if not ok or user is None:
+        log.info("login failed", extra={"client_id": pending.client_id})
+        return render(request, "login.html", {"pending": pending, "client": client,
+                                              "error": "The username or password is incorrect."}, 401)
+    secret = new_session_secret()  # a new session id at login (no session fixation)
+    async with server.store.transaction(write=True) as tx:
+        await tx.delete_session(session.id_hash)
+        await tx.save_session(Session(id_hash=token_hash(secret), user_id=user.id, created_at=now,
+                                      expires_at=now + settings.session_ttl))
+        await tx.rebind_authorization_request(pending.id, token_hash(secret))
+    log.info("login succeeded", extra={"client_id": pending.client_id, "sub": user.id})
+    response = see_other(f"/consent?request={pending.id}")
+    set_session_cookie(response, settings, secret)
+    return response
+
+
+async def consent(request: Request) -> Response:
+    """GET asks for consent (or skips it if remembered); POST records the decision and redirects back."""
+    server = server_of(request)
+    settings = server.settings
+    now = int(time.time())
+    if request.method == "GET":
+        async with server.store.transaction(write=True) as tx:
+            found = await _pending(request, tx, request.query_params.get("request"), now)
+            if isinstance(found, Response):
+                return found
+            pending, session = found
+            if session.user_id is None:
+                return see_other(f"/login?request={pending.id}")
+            if await tx.has_consent(session.user_id, pending.client_id, pending.scope):
+                return see_other(await issue_code(tx, settings, pending, session.user_id, now))
+            client = await tx.get_client(pending.client_id)
+        scopes = [(s, SCOPE_DESCRIPTIONS.get(s, s)) for s in sorted(pending.scope)]
+        return render(request, "consent.html", {"pending": pending, "client": client, "scopes": scopes})
+
+    form = await _form(request)
+    if isinstance(form, Response):
+        return form
+    async with server.store.transaction(write=True) as tx:
+        found = await _pending(request, tx, form.get("request"), now)
+        if isinstance(found, Response):
+            return found
+        pending, session = found
+        if session.user_id is None:
+            return see_other(f"/login?request={pending.id}")
+        if not csrf_matches(pending.csrf_token, form.get("csrf_token")):
+            return error_page(request, "The form has expired. Go back to the application and start again.", 403)
+        decision = form.get("decision")
+        if decision == "allow":
+            await tx.save_consent(session.user_id, pending.client_id, pending.scope, now)
+            log.info("consent granted", extra={"client_id": pending.client_id, "sub": session.user_id})
+            return see_other(await issue_code(tx, settings, pending, session.user_id, now))
+        if decision == "deny":
+            await tx.delete_authorization_request(pending.id)
+            log.info("consent denied", extra={"client_id": pending.client_id, "sub": session.user_id})
+            denied = AccessDeniedError("The user denied the request.").to_wire()
+            return see_other(redirect_to_client(settings, pending.redirect_uri, denied, pending.state))
+    return error_page(request, "Choose Allow or Deny.")
+
+
+async def home(request: Request) -> Response:
+    settings = server_of(request).settings
+    return render(request, "home.html", {"issuer": settings.issuer})
