@@ -114,9 +114,9 @@ def serve(host: str, port: int, issuer: str | None, workers: int, db_url: str, a
 
 
 def _safe_db(db_url: str) -> str:
-    from sqlalchemy.engine import make_url
+    from tokenward.server.store.sql.engine import describe_url
 
-    return make_url(db_url).render_as_string(hide_password=True)
+    return describe_url(db_url)
 
 
 async def _prepare_keys(settings: Settings) -> None:

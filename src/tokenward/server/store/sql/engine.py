@@ -27,6 +27,11 @@ def _url(db_url: str, *, asynchronous: bool) -> URL:
     raise ValueError(f"unsupported database backend {backend!r} (use sqlite:/// or postgresql://)")
 
 
+def describe_url(db_url: str) -> str:
+    """The URL with any password hidden, for log and status lines."""
+    return make_url(db_url).render_as_string(hide_password=True)
+
+
 def is_sqlite(db_url: str) -> bool:
     return make_url(db_url).get_backend_name() == "sqlite"
 

@@ -1,0 +1,65 @@
+"""Single use under concurrency: 16 simultaneous redemptions against ``serve --workers 2`` on one SQLite
+file give exactly one success and fifteen ``invalid_grant``, never a 5xx (repeated 20 times each)."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx2
+import pytest
+
+from tests.support import ServerProcess, authorize, exchange_code
+
+CONCURRENCY = 16
+TRIALS = 20
+
+
+@pytest.fixture(scope="module")
+def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    from tests.conftest import new_server
+
+    proc = new_server(tmp_path_factory.mktemp("race"))
+    proc.start(workers=2)
+    yield proc
+    proc.stop()
+
+
+def fire_together(url: str, forms: list[dict[str, str]]) -> Counter[str]:
+    """POST every form at once (a barrier releases all threads together); count outcomes."""
+    barrier = threading.Barrier(len(forms))
+
+    def one(form: dict[str, str]) -> str:
+        with httpx2.Client(timeout=30) as http:
+            barrier.wait()
+            r = http.post(url, data=form)
+        return "ok" if r.status_code == 200 else f"{r.status_code}:{r.json().get('error')}"
+
+    with ThreadPoolExecutor(len(forms)) as pool:
+        return Counter(pool.map(one, forms))
+
+
+def test_concurrent_refreshes_of_one_token_give_exactly_one_success(two_workers: ServerProcess) -> None:
+    client = two_workers.add_client(public=True, redirect_uri="http://127.0.0.1/cb")
+    user = two_workers.add_user()
+    with httpx2.Client(base_url=two_workers.base_url, follow_redirects=False) as browser:
+        for trial in range(TRIALS):
+            auth = authorize(two_workers, client, user, browser=browser, redirect_uri="http://127.0.0.1:9/cb")
+            refresh = exchange_code(two_workers, client, auth).json()["refresh_token"]
+            form = {"grant_type": "refresh_token", "refresh_token": refresh, "client_id": client.client_id}
+            outcome = fire_together(two_workers.base_url + "/token", [form] * CONCURRENCY)
+            assert outcome == Counter({"ok": 1, "400:invalid_grant": CONCURRENCY - 1}), (trial, outcome)
+
+
+def test_concurrent_redemptions_of_one_code_give_exactly_one_success(two_workers: ServerProcess) -> None:
+    client = two_workers.add_client(public=True, redirect_uri="http://127.0.0.1/cb")
+    user = two_workers.add_user()
+    with httpx2.Client(base_url=two_workers.base_url, follow_redirects=False) as browser:
+        for trial in range(TRIALS):
+            auth = authorize(two_workers, client, user, browser=browser, redirect_uri="http://127.0.0.1:9/cb")
+            form = {"grant_type": "authorization_code", "code": auth.code, "redirect_uri": auth.redirect_uri,
+                    "code_verifier": auth.verifier, "client_id": client.client_id}
+            outcome = fire_together(two_workers.base_url + "/token", [form] * CONCURRENCY)
+            assert outcome == Counter({"ok": 1, "400:invalid_grant": CONCURRENCY - 1}), (trial, outcome)
