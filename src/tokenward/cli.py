@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
@@ -13,20 +14,33 @@ def cli() -> None:
     """Tokenward: an OAuth 2.1 authorization server, resource-server guard and client."""
 
 
-def _register_commands() -> None:
-    try:
-        from tokenward.server.cli import register
-    except ImportError as exc:  # the server extra is not installed
-        missing = exc.name or "a server dependency"
+# Each part of Tokenward adds its commands; a part whose extra is not installed says what to install.
+COMMAND_MODULES = {
+    "tokenward.server.cli": ("serve", "server"),
+    "tokenward.resource.cli": ("demo-api", "fastapi"),
+    "tokenward.client.cli": ("login", ""),
+}
 
-        @cli.command(name="serve", context_settings={"ignore_unknown_options": True})
-        @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-        def serve(args: tuple[str, ...]) -> None:
-            """Run the authorization server (needs ``pip install 'tokenward[server]'``)."""
-            raise click.ClickException(f"the server is not installed ({missing} is missing): "
-                                       "pip install 'tokenward[server]'")
-        return
-    register(cli)
+
+def _register_commands() -> None:
+    for module_name, (command, extra) in COMMAND_MODULES.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            if exc.name and module_name.startswith(exc.name):  # that part does not exist (yet)
+                continue
+            _add_missing_extra_command(command, extra, exc.name or "a dependency")
+            continue
+        module.register(cli)
+
+
+def _add_missing_extra_command(name: str, extra: str, missing: str) -> None:
+    @cli.command(name=name, context_settings={"ignore_unknown_options": True})
+    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+    def placeholder(args: tuple[str, ...]) -> None:
+        """Not installed: needs an optional extra."""
+        raise click.ClickException(f"{name} is not installed ({missing} is missing): "
+                                   f"pip install 'tokenward[{extra}]'")
 
 
 _register_commands()

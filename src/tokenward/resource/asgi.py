@@ -1,0 +1,57 @@
+"""Pure ASGI middleware (no BaseHTTPMiddleware): validate the bearer token, put the Principal in the scope
+under ``"tokenward.principal"``, or answer the RFC 6750 error itself."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from urllib.parse import parse_qsl
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from tokenward.protocol.bearer import BearerError, bearer_token_from_headers
+from tokenward.resource.verifier import JwtVerifier
+
+PRINCIPAL_KEY = "tokenward.principal"
+
+
+def query_has_token(query_string: bytes) -> bool:
+    return any(name == "access_token" for name, _ in parse_qsl(query_string.decode("latin-1"),
+                                                                 keep_blank_values=True))
+
+
+def authorization_values(scope: Scope) -> list[str]:
+    return [value.decode("latin-1") for name, value in scope["headers"] if name == b"authorization"]
+
+
+async def send_bearer_error(send: Send, error: BearerError, realm: str) -> None:
+    body = json.dumps(error.to_wire()).encode()
+    await send({"type": "http.response.start", "status": error.status, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+        (b"www-authenticate", error.challenge(realm).encode()), (b"cache-control", b"no-store")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class BearerAuthMiddleware:
+    """Protects every HTTP route of ``app`` except ``public_paths`` (exact paths, e.g. ``/health``)."""
+
+    def __init__(self, app: ASGIApp, verifier: JwtVerifier, *, realm: str = "api",
+                 required_scopes: Iterable[str] = (), public_paths: Iterable[str] = ()) -> None:
+        self.app = app
+        self.verifier = verifier
+        self.realm = realm
+        self.required_scopes = tuple(required_scopes)
+        self.public_paths = frozenset(public_paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.public_paths:
+            await self.app(scope, receive, send)
+            return
+        try:
+            token = bearer_token_from_headers(authorization_values(scope), query_has_token(scope["query_string"]))
+            principal = await self.verifier.verify(token, self.required_scopes)
+        except BearerError as error:
+            await send_bearer_error(send, error, self.realm)
+            return
+        scope[PRINCIPAL_KEY] = principal
+        await self.app(scope, receive, send)

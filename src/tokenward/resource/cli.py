@@ -1,0 +1,27 @@
+"""``tokenward demo-api``: the seed's protected profile API, trusting any RFC 9068 issuer."""
+
+from __future__ import annotations
+
+import click
+
+from tokenward.resource.demo import DEFAULT_AUDIENCE
+
+
+@click.command("demo-api")
+@click.option("--issuer", required=True, help="The issuer whose access tokens to trust (exact string).")
+@click.option("--audience", default=DEFAULT_AUDIENCE, show_default=True, help="The audience this API expects.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8001, show_default=True, type=click.IntRange(0, 65535))
+def demo_api(issuer: str, audience: str, host: str, port: int) -> None:
+    """Serve GET /user/profile (needs scope profile:read) protected by the Tokenward guard."""
+    import uvicorn
+
+    from tokenward.resource.demo import create_demo_app
+
+    click.echo(f"demo API on http://{host}:{port}/user/profile trusting {issuer} (aud {audience})", err=True)
+    uvicorn.run(create_demo_app(issuer, audience), host=host, port=port, log_level="warning",
+                server_header=False)
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(demo_api)

@@ -1,0 +1,39 @@
+"""Flask (WSGI) integration: ``@guard.require_scopes("profile:read")`` puts the Principal in ``flask.g``."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+from flask import Response, g, request
+
+from tokenward.protocol.bearer import BearerError, bearer_token_from_headers
+from tokenward.resource.verifier import JwtVerifier
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class FlaskGuard:
+    def __init__(self, verifier: JwtVerifier, *, realm: str = "api") -> None:
+        self.verifier = verifier
+        self.realm = realm
+
+    def require_scopes(self, *scopes: str) -> Callable[[F], F]:
+        def decorator(view: F) -> F:
+            @functools.wraps(view)
+            def wrapped(*args: Any, **kwargs: Any) -> Any:
+                try:
+                    token = bearer_token_from_headers(request.headers.getlist("Authorization"),
+                                                      "access_token" in request.args)
+                    g.principal = self.verifier.verify_sync(token, scopes)
+                except BearerError as error:
+                    return Response(json.dumps(error.to_wire()), status=error.status, mimetype="application/json",
+                                    headers={"WWW-Authenticate": error.challenge(self.realm),
+                                             "Cache-Control": "no-store"})
+                return view(*args, **kwargs)
+
+            return cast(F, wrapped)
+
+        return decorator

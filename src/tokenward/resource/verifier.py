@@ -1,0 +1,223 @@
+"""JWT access-token validation (RFC 9068 §4) hardened per RFC 8725.
+
+A small, strict compact-JWS path on ``cryptography`` instead of a general JOSE library: every header and
+claim rule is explicit here, nothing optional is honoured (``jku``, ``x5u``, ``jwk``, ``x5c`` are never
+read; any ``crit`` is refused), and the overhead over the raw signature check stays a few microseconds.
+Differential tests run the same tokens through joserfc and PyJWT.
+
+A verified token is cached (bounded, keyed by the whole token, never past ``exp``): a token presented again
+costs a dictionary lookup and the time-claim checks.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from tokenward.protocol.bearer import InsufficientScopeError, InvalidTokenError
+from tokenward.resource.discovery import discover, discover_sync
+from tokenward.resource.jwks import JwksCache
+from tokenward.resource.keys import SUPPORTED_ALGS
+from tokenward.resource.principal import Principal
+
+_B64URL = re.compile(r"^[A-Za-z0-9_-]*$")
+REQUIRED_CLAIMS = ("iss", "exp", "aud", "sub", "client_id", "iat", "jti")  # RFC 9068 §2.2
+DEFAULT_ALGORITHMS = ("ES256", "RS256", "EdDSA")
+
+
+class _UnknownKey(Exception):
+    def __init__(self, kid: str) -> None:
+        self.kid = kid
+
+
+def _b64decode(segment: str) -> bytes:
+    if not _B64URL.match(segment):
+        raise InvalidTokenError("The access token is malformed.")
+    try:
+        return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    except (binascii.Error, ValueError):
+        raise InvalidTokenError("The access token is malformed.") from None
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise InvalidTokenError("The access token is malformed.")
+    return result
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(raw, object_pairs_hook=_no_duplicates)
+    except (ValueError, RecursionError):
+        raise InvalidTokenError("The access token is malformed.") from None
+    if not isinstance(value, dict):
+        raise InvalidTokenError("The access token is malformed.")
+    return value
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+class JwtVerifier:
+    """Validates RFC 9068 access tokens of one issuer for one audience.
+
+    Used by: the ASGI middleware, the FastAPI dependency and the Flask decorator of this package.
+    """
+
+    def __init__(self, *, issuer: str, audience: str, jwks_uri: str | None = None,
+                 algorithms: Iterable[str] = DEFAULT_ALGORITHMS, leeway: int = 60, max_token_bytes: int = 8192,
+                 cache_size: int = 10_000, min_refetch_interval: float = 30.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.algorithms = frozenset(algorithms)
+        unsupported = self.algorithms - SUPPORTED_ALGS.keys()
+        if unsupported:  # no "none", no HMAC: a resource server holds no shared secret
+            raise ValueError(f"unsupported algorithms: {sorted(unsupported)}")
+        self.issuer = issuer
+        self.audience = audience
+        self.leeway = leeway
+        self.max_token_bytes = max_token_bytes
+        self.cache_size = cache_size
+        self._clock = clock
+        self._min_refetch_interval = min_refetch_interval
+        self._jwks: JwksCache | None = JwksCache(jwks_uri, min_refetch_interval=min_refetch_interval) \
+            if jwks_uri else None
+        self._cache: dict[str, Principal] = {}
+
+    # -- construction from metadata
+    @property
+    def jwks(self) -> JwksCache:
+        if self._jwks is None:
+            raise RuntimeError("the verifier has no JWKS yet; call discover() or pass jwks_uri")
+        return self._jwks
+
+    def _use_metadata(self, metadata: dict[str, Any]) -> None:
+        self._jwks = JwksCache(metadata["jwks_uri"], min_refetch_interval=self._min_refetch_interval)
+
+    async def ensure_ready(self) -> None:
+        if self._jwks is None:
+            self._use_metadata(await discover(self.issuer))
+            await self.jwks.refresh()
+
+    def ensure_ready_sync(self) -> None:
+        if self._jwks is None:
+            self._use_metadata(discover_sync(self.issuer))
+            self.jwks.refresh_sync()
+
+    # -- verification
+    async def verify(self, token: str, required_scopes: Iterable[str] = ()) -> Principal:
+        principal = self._from_cache(token)
+        if principal is None:
+            await self.ensure_ready()
+            try:
+                principal = self._verify(token)
+            except _UnknownKey as unknown:
+                await self.jwks.refresh(unknown.kid)
+                principal = self._verify_known(token)
+        return self._authorize(principal, required_scopes)
+
+    def verify_sync(self, token: str, required_scopes: Iterable[str] = ()) -> Principal:
+        principal = self._from_cache(token)
+        if principal is None:
+            self.ensure_ready_sync()
+            try:
+                principal = self._verify(token)
+            except _UnknownKey as unknown:
+                self.jwks.refresh_sync(unknown.kid)
+                principal = self._verify_known(token)
+        return self._authorize(principal, required_scopes)
+
+    @staticmethod
+    def _authorize(principal: Principal, required: Iterable[str]) -> Principal:
+        needed = frozenset(required)
+        if not needed <= principal.scopes:
+            raise InsufficientScopeError("The access token lacks a required scope.", scope=" ".join(sorted(needed)))
+        return principal
+
+    def _from_cache(self, token: str) -> Principal | None:
+        principal = self._cache.get(token)
+        if principal is None:
+            return None
+        now = self._clock()
+        if now > principal.expires_at + self.leeway:
+            del self._cache[token]
+            raise InvalidTokenError("The access token has expired.")
+        nbf = principal.claims.get("nbf")
+        if nbf is not None and now + self.leeway < nbf:
+            raise InvalidTokenError("The access token is not valid yet.")
+        return principal
+
+    def _verify_known(self, token: str) -> Principal:
+        try:
+            return self._verify(token)
+        except _UnknownKey:
+            raise InvalidTokenError("The access token was signed with an unknown key.") from None
+
+    def _verify(self, token: str) -> Principal:
+        if len(token) > self.max_token_bytes:
+            raise InvalidTokenError("The access token is too large.")
+        segments = token.split(".")
+        if len(segments) != 3:
+            raise InvalidTokenError("The access token is not a signed JWT.")
+        header_b64, payload_b64, signature_b64 = segments
+        header = _json_object(_b64decode(header_b64))
+
+        alg = header.get("alg")
+        if not isinstance(alg, str) or alg not in self.algorithms:
+            raise InvalidTokenError("The access token's algorithm is not allowed.")
+        typ = header.get("typ")
+        if not isinstance(typ, str) or typ.lower().removeprefix("application/") != "at+jwt":
+            raise InvalidTokenError("The token is not a JWT access token (typ at+jwt).")
+        if "crit" in header:  # no extension is understood here (RFC 7515 §4.1.11)
+            raise InvalidTokenError("The access token has unsupported critical headers.")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise InvalidTokenError("The access token has no key id.")
+        key = self.jwks.get(kid)
+        if key is None:
+            raise _UnknownKey(kid)
+        if not key.allows(alg):
+            raise InvalidTokenError("The access token's key does not match its algorithm.")
+        signing_input = f"{header_b64}.{payload_b64}".encode("ascii")
+        if not key.verify(alg, _b64decode(signature_b64), signing_input):
+            raise InvalidTokenError("The access token's signature is invalid.")
+
+        claims = _json_object(_b64decode(payload_b64))
+        principal = self._check_claims(claims)
+        if len(self._cache) >= self.cache_size:
+            del self._cache[next(iter(self._cache))]
+        self._cache[token] = principal
+        return principal
+
+    def _check_claims(self, claims: dict[str, Any]) -> Principal:
+        missing = [name for name in REQUIRED_CLAIMS if name not in claims]
+        if missing:
+            raise InvalidTokenError("The access token lacks required claims.")
+        if claims["iss"] != self.issuer:
+            raise InvalidTokenError("The access token comes from another issuer.")
+        aud = claims["aud"]
+        audiences = (aud,) if isinstance(aud, str) else tuple(aud) if isinstance(aud, list) else ()
+        if not all(isinstance(a, str) for a in audiences) or self.audience not in audiences:
+            raise InvalidTokenError("The access token is meant for another audience.")
+        exp, iat, nbf = claims["exp"], claims["iat"], claims.get("nbf")
+        if not _number(exp) or not _number(iat) or (nbf is not None and not _number(nbf)):
+            raise InvalidTokenError("The access token's time claims are malformed.")
+        now = self._clock()
+        if now > exp + self.leeway:
+            raise InvalidTokenError("The access token has expired.")
+        if nbf is not None and now + self.leeway < nbf:
+            raise InvalidTokenError("The access token is not valid yet.")
+        if iat > now + self.leeway:
+            raise InvalidTokenError("The access token was issued in the future.")
+        sub, client_id, jti = claims["sub"], claims["client_id"], claims["jti"]
+        scope = claims.get("scope", "")
+        if not all(isinstance(v, str) for v in (sub, client_id, jti, scope)):
+            raise InvalidTokenError("The access token's claims are malformed.")
+        return Principal(subject=sub, client_id=client_id, scopes=frozenset(scope.split()), audience=audiences,
+                         expires_at=int(exp), issuer=self.issuer, token_id=jti, claims=claims)
