@@ -4,7 +4,6 @@ It trusts whichever RFC 9068 issuer it is given (found through RFC 8414 metadata
 reference for protecting your own FastAPI app.
 """
 
-from __future__ import annotations
 
 from typing import Annotated, Any
 

@@ -1,7 +1,7 @@
-"""FastAPI integration: a security scheme that shows up in OpenAPI as HTTP bearer (JWT) and a
+"""FastAPI integration (no ``from __future__ import annotations``: FastAPI must evaluate the local
+annotations of the dependencies built here): a security scheme that shows up in OpenAPI as HTTP bearer (JWT) and a
 ``require_scopes(...)`` dependency. It reuses the middleware's Principal when the middleware ran."""
 
-from __future__ import annotations
 
 from typing import Annotated, Any
 

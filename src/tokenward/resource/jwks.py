@@ -27,6 +27,7 @@ class JwksCache:
         self._keys: dict[str, VerificationKey] = {}
         self._fetched_at = float("-inf")  # last successful fetch
         self._attempted_at = float("-inf")  # last attempt, successful or not
+        self._unknown_kid_fetch_at = float("-inf")  # last refetch caused by an unknown kid
         self._generation = 0
         self._thread_lock = threading.Lock()
         self._async_locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
@@ -36,11 +37,18 @@ class JwksCache:
         return self._keys.get(kid)
 
     def _may_fetch(self, kid: str | None) -> bool:
+        """Stale or never fetched: retry at most once a second. Unknown kid: a key rotated in since the last
+        fetch, or an attacker's random kid; refetch at most once per ``min_refetch_interval`` for those."""
         now = time.monotonic()
+        if now - self._attempted_at < 1.0:
+            return False
         if now - self._fetched_at > self.max_age:
-            return now - self._attempted_at >= 1.0  # stale or never fetched: retry at most once a second
+            return True
         if kid is not None and kid not in self._keys:
-            return now - self._attempted_at >= self.min_refetch_interval
+            if now - self._unknown_kid_fetch_at < self.min_refetch_interval:
+                return False
+            self._unknown_kid_fetch_at = now
+            return True
         return False
 
     def _store(self, document: object) -> None:
