@@ -8,7 +8,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint typecheck unit chromium clean
+.PHONY: run test bench lint typecheck chromium wrk clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11+ is required"; exit 1; }
@@ -21,6 +21,16 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo "installing Debian chromium for the browser tests"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
+wrk:
+	@command -v wrk >/dev/null 2>&1 || { \
+	  echo "installing Debian wrk for the load benchmarks"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wrk >/dev/null; }
+
+## bench: guard validation µs (vs raw crypto, PyJWT, joserfc) and protected-API req/s with and without the guard
+bench: $(STAMP) wrk
+	PYTHONPATH=. $(BIN)/python -m bench.guard_bench
+	PYTHONPATH=. $(BIN)/python -m bench.api_bench
 
 ## run: serve the authorization server at http://127.0.0.1:8000 on ./tokenward.db (schema migrated on start)
 run: $(STAMP)
