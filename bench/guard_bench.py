@@ -169,8 +169,8 @@ def main() -> None:
     finally:
         httpd.shutdown()
 
-    print(f"| alg | raw verify (floor) | PyJWT | joserfc | Tokenward cold | Tokenward hot | cold overhead | "
-          f"PyJWT overhead | joserfc overhead |")
+    print("| alg | raw verify (floor) | PyJWT | joserfc | Tokenward cold | Tokenward hot | cold overhead | "
+          "PyJWT overhead | joserfc overhead |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for alg, raw_us, pyjwt_us, joserfc_us, cold_us, hot_us, overhead in rows:
         print(f"| {alg} | {raw_us:.1f} | {pyjwt_us:.1f} | {joserfc_us:.1f} | {cold_us:.1f} | {hot_us:.2f} | "
