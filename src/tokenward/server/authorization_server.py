@@ -6,6 +6,8 @@ import time
 from dataclasses import dataclass
 
 from tokenward.server.crypto import SecretBox, load_or_create_kek_file
+from tokenward.server.endpoints.introspect import IntrospectionEndpoint
+from tokenward.server.endpoints.revoke import RevocationEndpoint
 from tokenward.server.endpoints.token import TokenEndpoint
 from tokenward.server.keys import KeyRing, ensure_signing_keys
 from tokenward.server.settings import Settings
@@ -24,6 +26,8 @@ class AuthorizationServer:
     store: Store
     keys: KeyRing
     token: TokenEndpoint
+    revocation: RevocationEndpoint
+    introspection: IntrospectionEndpoint
 
     @classmethod
     async def open(cls, settings: Settings) -> AuthorizationServer:
@@ -33,7 +37,9 @@ class AuthorizationServer:
         async with store.transaction(write=True) as tx:
             await ensure_signing_keys(tx, box, settings.signing_algs, int(time.time()))
         keys = KeyRing(store, box, cache_seconds=settings.key_cache_seconds)
-        return cls(settings=settings, store=store, keys=keys, token=TokenEndpoint(settings, store, keys))
+        return cls(settings=settings, store=store, keys=keys, token=TokenEndpoint(settings, store, keys),
+                   revocation=RevocationEndpoint(settings, store, keys),
+                   introspection=IntrospectionEndpoint(settings, store, keys))
 
     async def close(self) -> None:
         await self.store.close()

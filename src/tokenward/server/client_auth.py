@@ -6,11 +6,12 @@ Every failure is the same ``invalid_client`` so a caller cannot tell unknown ids
 
 from __future__ import annotations
 
-from tokenward.protocol.credentials import ClientCredentials
+from tokenward.protocol.credentials import ClientCredentials, parse_client_credentials
 from tokenward.protocol.errors import InvalidClientError
 from tokenward.protocol.types import ClientAuthMethod
 from tokenward.server.crypto import hash_matches, token_hash
 from tokenward.server.model import Client
+from tokenward.server.store.protocols import ClientStore
 
 _UNKNOWN_CLIENT_HASH = token_hash("tokenward-no-such-client")
 
@@ -33,3 +34,13 @@ def authenticate_client(credentials: ClientCredentials | None, client: Client | 
     if client is None or client.public or client.secret_hash is None or not ok:
         raise InvalidClientError("Client authentication failed.", debug="unknown client or wrong secret")
     return client
+
+
+async def authenticate_request(tx: ClientStore, authorization: str | None, form: dict[str, str]) -> Client:
+    """Parse the request's client credentials, look the client up and authenticate it.
+
+    Used by: the token, revocation and introspection endpoints.
+    """
+    credentials = parse_client_credentials(authorization, form)
+    found = await tx.get_client(credentials.client_id) if credentials is not None else None
+    return authenticate_client(credentials, found)

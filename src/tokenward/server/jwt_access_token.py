@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from joserfc import jwt
+from joserfc.errors import JoseError
 
 from tokenward.protocol.scope import Scope
 from tokenward.server.keys import KeyRing
@@ -35,3 +37,22 @@ async def mint_access_token(
     }
     token = jwt.encode({"alg": alg, "typ": "at+jwt", "kid": kid}, claims, key, algorithms=[alg])
     return MintedAccessToken(token=token, jti=jti, expires_at=now + ttl)
+
+
+async def read_own_access_token(keys: KeyRing, token: str, issuer: str) -> dict[str, Any] | None:
+    """The claims of an access token this server signed with a still-published key, else None.
+
+    Expiry is not checked here (callers decide). Used by: revocation and introspection.
+    """
+    if token.count(".") != 2 or len(token) > 8192:
+        return None
+    try:
+        decoded = jwt.decode(token, await keys.published_keys(), algorithms=["ES256", "RS256", "EdDSA"])
+    except (JoseError, ValueError, TypeError, KeyError):
+        return None
+    if str(decoded.header.get("typ", "")).lower() != "at+jwt" or decoded.claims.get("iss") != issuer:
+        return None
+    claims = dict(decoded.claims)
+    if not isinstance(claims.get("jti"), str) or not isinstance(claims.get("exp"), int):
+        return None
+    return claims

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from joserfc.errors import SecurityWarning
-from joserfc.jwk import ECKey, KeyParameters, OKPKey, RSAKey
+from joserfc.jwk import ECKey, KeyParameters, KeySet, OKPKey, RSAKey
 
 from tokenward.protocol.types import SigningAlg
 from tokenward.server.crypto import SecretBox
@@ -67,6 +67,7 @@ class KeySnapshot:
 
     signing: dict[str, tuple[str, JoseKey]]  # alg -> (kid, private key)
     jwks: dict[str, list[dict[str, Any]]]
+    published: KeySet  # the same keys, for verifying our own tokens (revocation, introspection)
     read_at: float
 
 
@@ -98,7 +99,8 @@ class KeyRing:
             published.append(json.loads(key.public_jwk))
             if key.state(now) == "active":
                 signing[key.alg] = (key.kid, self._private(key))
-        snap = KeySnapshot(signing=signing, jwks={"keys": published}, read_at=time.monotonic())
+        snap = KeySnapshot(signing=signing, jwks={"keys": published},
+                           published=KeySet.import_key_set({"keys": published}), read_at=time.monotonic())
         self._snapshot = snap
         return snap
 
@@ -118,6 +120,9 @@ class KeyRing:
 
     async def jwks(self) -> dict[str, list[dict[str, Any]]]:
         return (await self._current()).jwks
+
+    async def published_keys(self) -> KeySet:
+        return (await self._current()).published
 
     def invalidate(self) -> None:
         self._snapshot = None

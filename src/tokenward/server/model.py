@@ -81,7 +81,7 @@ class AccessTokenRecord:
     """An issued JWT access token under a grant, kept so revoking the grant can mark it inactive."""
 
     jti: str
-    grant_id: str
+    grant_id: str | None
     client_id: str
     expires_at: int
     revoked_at: int | None = None

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import time
 
-from tokenward.protocol.credentials import parse_client_credentials
 from tokenward.protocol.errors import InvalidRequestError, UnauthorizedClientError, UnsupportedGrantTypeError
 from tokenward.protocol.types import GrantType
-from tokenward.server.client_auth import authenticate_client
+from tokenward.server.client_auth import authenticate_request
 from tokenward.server.grants import GRANTS
 from tokenward.server.grants.base import GrantContext, GrantHandler, TokenResponse
 from tokenward.server.keys import KeyRing
@@ -41,12 +40,10 @@ class TokenEndpoint:
         self.keys = keys
 
     async def handle(self, authorization: str | None, form: dict[str, str]) -> TokenResponse:
-        credentials = parse_client_credentials(authorization, form)
         # Client credentials write nothing; every other grant takes the write lock up front.
         write = form.get("grant_type") != GrantType.CLIENT_CREDENTIALS
         async with self.store.transaction(write=write) as tx:
-            found = await tx.get_client(credentials.client_id) if credentials is not None else None
-            client = authenticate_client(credentials, found)
+            client = await authenticate_request(tx, authorization, form)
             grant_type, exchange = select_grant(form)
             check_grant_allowed(client, grant_type)
             ctx = GrantContext(settings=self.settings, keys=self.keys, tx=tx, now=int(time.time()))

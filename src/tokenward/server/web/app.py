@@ -56,6 +56,25 @@ async def token(request: Request) -> Response:
     return json_response(result.to_wire())
 
 
+async def revoke(request: Request) -> Response:
+    """POST /revoke (RFC 7009 §2.1): 200 with an empty body whether or not the token was known."""
+    server = server_of(request)
+    if request.method != "POST":
+        raise MethodNotAllowedError("The revocation endpoint only accepts POST.")
+    form = await to_form(request, server.settings.max_body_bytes)
+    await server.revocation.handle(request.headers.get("authorization"), form)
+    return Response(status_code=200, headers={"Cache-Control": "no-store"})
+
+
+async def introspect(request: Request) -> Response:
+    """POST /introspect (RFC 7662 §2.1)."""
+    server = server_of(request)
+    if request.method != "POST":
+        raise MethodNotAllowedError("The introspection endpoint only accepts POST.")
+    form = await to_form(request, server.settings.max_body_bytes)
+    return json_response(await server.introspection.handle(request.headers.get("authorization"), form))
+
+
 async def metadata(request: Request) -> Response:
     settings = server_of(request).settings
     scopes = sorted(set(pages.SCOPE_DESCRIPTIONS))
@@ -157,6 +176,8 @@ def create_app(settings: Settings) -> Starlette:
         Route("/login", page_endpoint(pages.login), methods=["GET", "POST"]),
         Route("/consent", page_endpoint(pages.consent), methods=["GET", "POST"]),
         Route("/token", oauth_endpoint(token), methods=ALL_METHODS),
+        Route("/revoke", oauth_endpoint(revoke), methods=ALL_METHODS),
+        Route("/introspect", oauth_endpoint(introspect), methods=ALL_METHODS),
         Route("/.well-known/oauth-authorization-server", oauth_endpoint(metadata)),
         Route("/jwks.json", oauth_endpoint(jwks)),
         Mount("/static", StaticFiles(directory=str(Path(__file__).with_name("static"))), name="static"),

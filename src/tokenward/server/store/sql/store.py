@@ -306,6 +306,14 @@ class SqlTransaction:
         return AccessTokenRecord(jti=row.jti, grant_id=row.grant_id, client_id=row.client_id,
                                  expires_at=row.expires_at, revoked_at=row.revoked_at)
 
+    async def revoke_access_token(self, jti: str, client_id: str, expires_at: int, now: int) -> None:
+        c = t.access_tokens.c
+        result = await self._conn.execute(
+            update(t.access_tokens).where(c.jti == jti, c.revoked_at.is_(None)).values(revoked_at=now))
+        if result.rowcount == 0 and await self.get_access_token(jti) is None:
+            await self._conn.execute(insert(t.access_tokens).values(
+                jti=jti, grant_id=None, client_id=client_id, expires_at=expires_at, revoked_at=now))
+
     # signing keys
     async def list_signing_keys(self) -> Sequence[SigningKey]:
         rows = await self._conn.execute(select(t.signing_keys).order_by(t.signing_keys.c.created_at))

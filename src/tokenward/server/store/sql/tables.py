@@ -94,7 +94,8 @@ refresh_tokens = Table(
 access_tokens = Table(
     "access_tokens", metadata,
     Column("jti", String(36), primary_key=True),
-    Column("grant_id", String(36), ForeignKey("grants.id", ondelete="CASCADE"), nullable=False),
+    # NULL for a revoked client-credentials token: those are recorded only when revoked.
+    Column("grant_id", String(36), ForeignKey("grants.id", ondelete="CASCADE")),
     Column("client_id", String(64), nullable=False),
     Column("expires_at", BigInteger, nullable=False),
     Column("revoked_at", BigInteger),

@@ -1,0 +1,60 @@
+"""Token revocation (RFC 7009): ``POST /revoke``.
+
+``token_type_hint`` only orders the lookup (§2.1: the search extends to all types). Unknown or malformed
+tokens answer 200 (§2.2). Revoking a refresh token revokes its whole grant: the other refresh tokens of the
+family and the access tokens issued under it. A client may revoke only its own tokens; another client's
+token stays active and the caller gets 400 ``invalid_request`` (§2.1: "the request is refused").
+"""
+
+from __future__ import annotations
+
+import time
+
+from tokenward.protocol.errors import InvalidRequestError
+from tokenward.server.client_auth import authenticate_request
+from tokenward.server.crypto import token_hash
+from tokenward.server.jwt_access_token import read_own_access_token
+from tokenward.server.keys import KeyRing
+from tokenward.server.settings import Settings
+from tokenward.server.store.protocols import Store, Transaction
+
+NOT_YOURS = "The token was not issued to this client."
+
+
+class RevocationEndpoint:
+    def __init__(self, settings: Settings, store: Store, keys: KeyRing) -> None:
+        self.settings = settings
+        self.store = store
+        self.keys = keys
+
+    async def handle(self, authorization: str | None, form: dict[str, str]) -> None:
+        token = form.get("token")
+        async with self.store.transaction(write=True) as tx:
+            client = await authenticate_request(tx, authorization, form)
+            if token is None:
+                raise InvalidRequestError("token is required.")
+            now = int(time.time())
+            order = (self._refresh, self._access)
+            if form.get("token_type_hint") == "access_token":
+                order = (self._access, self._refresh)
+            for revoke in order:
+                if await revoke(tx, client.client_id, token, now):
+                    return
+
+    async def _refresh(self, tx: Transaction, client_id: str, token: str, now: int) -> bool:
+        record = await tx.get_refresh_token(token_hash(token))
+        if record is None:
+            return False
+        if record.client_id != client_id:
+            raise InvalidRequestError(NOT_YOURS)
+        await tx.revoke_grant(record.grant_id, now)
+        return True
+
+    async def _access(self, tx: Transaction, client_id: str, token: str, now: int) -> bool:
+        claims = await read_own_access_token(self.keys, token, self.settings.issuer)
+        if claims is None:
+            return False
+        if claims.get("client_id") != client_id:
+            raise InvalidRequestError(NOT_YOURS)
+        await tx.revoke_access_token(claims["jti"], client_id, claims["exp"], now)
+        return True
