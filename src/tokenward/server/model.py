@@ -74,6 +74,9 @@ class RefreshToken:
     expires_at: int
     consumed_at: int | None = None
     revoked_at: int | None = None
+    successor_hash: bytes | None = field(default=None, repr=False)
+    successor_sealed: bytes | None = field(default=None, repr=False)
+    grace_used_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,10 @@ class Settings:
     code_ttl: int = 60  # RFC 6749 §4.1.2 says at most 10 min; FAPI uses 60 s
     authorization_request_ttl: int = 900  # how long a user may take on the login and consent pages
     session_ttl: int = 8 * 3600  # login session at the authorization server
+    # Refresh grace window (seconds): a retry of the previous refresh token this soon after its rotation
+    # gets the same successor pair once (a response lost in transit). Public clients: 0, pure rotation.
+    refresh_grace_public: int = 0
+    refresh_grace_confidential: int = 30
     # Signing: the default algorithm and every algorithm a key is kept (and published) for.
     signing_alg: SigningAlg = SigningAlg.ES256
     signing_algs: tuple[SigningAlg, ...] = (SigningAlg.ES256, SigningAlg.RS256, SigningAlg.EDDSA)
@@ -41,6 +45,9 @@ class Settings:
     # Largest form body accepted on POST endpoints (RFC 9110 §15.5.14: 413 beyond it).
     max_body_bytes: int = 64 * 1024
 
+    def refresh_grace(self, public: bool) -> int:
+        return self.refresh_grace_public if public else self.refresh_grace_confidential
+
     @property
     def secure_cookies(self) -> bool:
         """Cookies are ``Secure`` whenever the issuer is https."""
@@ -55,6 +62,8 @@ class Settings:
             "REFRESH_TOKEN_TTL": "refresh_token_ttl",
             "CODE_TTL": "code_ttl",
             "SESSION_TTL": "session_ttl",
+            "REFRESH_GRACE_PUBLIC": "refresh_grace_public",
+            "REFRESH_GRACE_CONFIDENTIAL": "refresh_grace_confidential",
             "KEY_PREPUBLISH_SECONDS": "key_prepublish_seconds",
             "MAX_BODY_BYTES": "max_body_bytes",
         }

@@ -60,6 +60,12 @@ class IntrospectionEndpoint:
         record = await tx.get_access_token(claims["jti"])
         if record is not None and record.revoked_at is not None:
             return dict(INACTIVE)
+        # A user's token always has a record; none left means its grant (or user) was deleted. Only a
+        # client-credentials token (sub == client_id) is recorded solely when revoked.
+        if record is None and claims.get("sub") != claims.get("client_id"):
+            return dict(INACTIVE)
+        if await tx.get_client(str(claims.get("client_id"))) is None:
+            return dict(INACTIVE)
         return {"active": True, "token_type": "Bearer", **{k: claims[k] for k in ACCESS_TOKEN_FIELDS if k in claims}}
 
     async def _refresh(self, tx: Transaction, caller: Client, token: str, now: int) -> dict[str, Any] | None:

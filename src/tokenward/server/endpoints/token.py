@@ -7,6 +7,7 @@ import time
 from tokenward.protocol.errors import InvalidRequestError, UnauthorizedClientError, UnsupportedGrantTypeError
 from tokenward.protocol.types import GrantType
 from tokenward.server.client_auth import authenticate_request
+from tokenward.server.crypto import SecretBox
 from tokenward.server.grants import GRANTS
 from tokenward.server.grants.base import GrantContext, GrantHandler, TokenResponse
 from tokenward.server.keys import KeyRing
@@ -34,10 +35,11 @@ def check_grant_allowed(client: Client, grant_type: GrantType) -> None:
 class TokenEndpoint:
     """``POST /token``. Used by: the web adapter (web/app.py)."""
 
-    def __init__(self, settings: Settings, store: Store, keys: KeyRing) -> None:
+    def __init__(self, settings: Settings, store: Store, keys: KeyRing, box: SecretBox) -> None:
         self.settings = settings
         self.store = store
         self.keys = keys
+        self.box = box
 
     async def handle(self, authorization: str | None, form: dict[str, str]) -> TokenResponse:
         # Client credentials write nothing; every other grant takes the write lock up front.
@@ -46,5 +48,5 @@ class TokenEndpoint:
             client = await authenticate_request(tx, authorization, form)
             grant_type, exchange = select_grant(form)
             check_grant_allowed(client, grant_type)
-            ctx = GrantContext(settings=self.settings, keys=self.keys, tx=tx, now=int(time.time()))
+            ctx = GrantContext(settings=self.settings, keys=self.keys, box=self.box, tx=tx, now=int(time.time()))
             return await exchange(ctx, client, form)

@@ -9,7 +9,7 @@ from typing import Any
 
 from tokenward.protocol.errors import InvalidTargetError
 from tokenward.protocol.scope import Scope
-from tokenward.server.crypto import random_token, token_hash
+from tokenward.server.crypto import SecretBox, random_token, token_hash
 from tokenward.server.jwt_access_token import mint_access_token
 from tokenward.server.keys import KeyRing
 from tokenward.server.model import AccessTokenRecord, Client, Grant, RefreshToken
@@ -25,6 +25,7 @@ CLIENT_SECRET_PREFIX = "tw_cs_"
 class GrantContext:
     settings: Settings
     keys: KeyRing
+    box: SecretBox  # seals what must be recoverable for a short while (the grace-window successor)
     tx: Transaction
     now: int
 

@@ -1,10 +1,15 @@
-"""The refresh_token grant with rotation and reuse detection (RFC 6749 §6, RFC 9700 §4.14.2).
+"""The refresh_token grant with rotation, reuse detection and a grace window (RFC 6749 §6, RFC 9700 §4.14.2).
 
 Each refresh token works once: consuming it is one conditional UPDATE. Presenting a consumed token again
-revokes the whole grant family and its access tokens, and that revocation commits although the request fails.
+revokes the whole grant family and its access tokens, and that revocation commits although the request
+fails — except once, inside the client's grace window, while its successor is still unused: then the
+client gets the very same successor pair back (the response it lost in transit). Refresh tokens stay
+hashed at rest; the successor pair is kept sealed under the key-encryption key, for the window only.
 """
 
 from __future__ import annotations
+
+import json
 
 from tokenward.protocol.errors import (
     InvalidGrantError,
@@ -16,7 +21,7 @@ from tokenward.protocol.scope import Scope
 from tokenward.protocol.types import GrantType
 from tokenward.server.crypto import token_hash
 from tokenward.server.grants.base import GrantContext, TokenResponse, issue_for_grant
-from tokenward.server.model import Client
+from tokenward.server.model import Client, RefreshToken
 
 grant_type = GrantType.REFRESH_TOKEN
 
@@ -37,7 +42,38 @@ async def exchange(ctx: GrantContext, client: Client, form: dict[str, str]) -> T
     if token.consumed_at is None and not requested <= grant.scope:
         raise InvalidScopeError("The requested scope exceeds the original grant.")
     if token.consumed_at is not None or not await ctx.tx.consume_refresh_token(token.token_hash, ctx.now):
+        retried = await _grace_retry(ctx, client, token)
+        if retried is not None:
+            return retried
         await ctx.tx.revoke_grant(grant.id, ctx.now)
         raise ReuseDetectedError("The refresh token has already been used.",
                                  debug=f"refresh token reuse; revoked grant {grant.id}")
-    return await issue_for_grant(ctx, client, grant, requested or grant.scope)
+    issued = await issue_for_grant(ctx, client, grant, requested or grant.scope)
+    if ctx.settings.refresh_grace(client.public) > 0:
+        await _keep_for_grace(ctx, token, issued)
+    return issued
+
+
+async def _keep_for_grace(ctx: GrantContext, token: RefreshToken, issued: TokenResponse) -> None:
+    assert issued.refresh_token is not None
+    pair = json.dumps(issued.to_wire()).encode()
+    await ctx.tx.keep_successor(token.token_hash, token_hash(issued.refresh_token),
+                                ctx.box.seal(pair, token.token_hash))
+
+
+async def _grace_retry(ctx: GrantContext, client: Client, token: RefreshToken) -> TokenResponse | None:
+    """The successor pair for a first retry inside the window, if the successor has not been used yet."""
+    current = await ctx.tx.get_refresh_token(token.token_hash)  # re-read: a racing rotation may have just won
+    if current is None or current.consumed_at is None or current.successor_sealed is None:
+        return None
+    if current.grace_used_at is not None or ctx.now - current.consumed_at > ctx.settings.refresh_grace(client.public):
+        return None
+    successor = await ctx.tx.get_refresh_token(current.successor_hash) if current.successor_hash else None
+    if successor is None or successor.consumed_at is not None or successor.revoked_at is not None:
+        return None
+    if not await ctx.tx.claim_grace_retry(token.token_hash, ctx.now):
+        return None
+    wire = json.loads(ctx.box.open(current.successor_sealed, token.token_hash))
+    return TokenResponse(access_token=wire["access_token"], expires_in=wire["expires_in"],
+                         scope=Scope.parse(wire["scope"]), refresh_token=wire["refresh_token"])
+

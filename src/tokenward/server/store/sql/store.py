@@ -108,7 +108,8 @@ def _code(row: Any) -> AuthorizationCode:
 def _refresh(row: Any) -> RefreshToken:
     return RefreshToken(token_hash=row.token_hash, grant_id=row.grant_id, client_id=row.client_id,
                         scope=Scope.parse(row.scope), created_at=row.created_at, expires_at=row.expires_at,
-                        consumed_at=row.consumed_at, revoked_at=row.revoked_at)
+                        consumed_at=row.consumed_at, revoked_at=row.revoked_at, successor_hash=row.successor_hash,
+                        successor_sealed=row.successor_sealed, grace_used_at=row.grace_used_at)
 
 
 def _key(row: Any) -> SigningKey:
@@ -291,6 +292,20 @@ class SqlTransaction:
             update(t.refresh_tokens)
             .where(c.token_hash == token_hash, c.consumed_at.is_(None), c.revoked_at.is_(None))
             .values(consumed_at=now)
+            .returning(c.token_hash)
+        )).first()
+        return row is not None
+
+    async def keep_successor(self, token_hash: bytes, successor_hash: bytes, sealed: bytes) -> None:
+        await self._conn.execute(update(t.refresh_tokens).where(t.refresh_tokens.c.token_hash == token_hash).values(
+            successor_hash=successor_hash, successor_sealed=sealed))
+
+    async def claim_grace_retry(self, token_hash: bytes, now: int) -> bool:
+        c = t.refresh_tokens.c
+        row = (await self._conn.execute(
+            update(t.refresh_tokens)
+            .where(c.token_hash == token_hash, c.grace_used_at.is_(None), c.revoked_at.is_(None))
+            .values(grace_used_at=now)
             .returning(c.token_hash)
         )).first()
         return row is not None

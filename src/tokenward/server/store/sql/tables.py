@@ -88,6 +88,11 @@ refresh_tokens = Table(
     Column("expires_at", BigInteger, nullable=False),
     Column("consumed_at", BigInteger),
     Column("revoked_at", BigInteger),
+    # Grace window: the successor pair, sealed under the KEK with this row's hash as AAD, kept only while
+    # a lost response may still be retried; one retry may claim it.
+    Column("successor_hash", LargeBinary(32)),
+    Column("successor_sealed", LargeBinary),
+    Column("grace_used_at", BigInteger),
     Index("ix_refresh_tokens_grant_id", "grant_id"),
 )
 
