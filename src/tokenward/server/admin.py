@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from tokenward.protocol import redirect_uri as redirect_rules
 from tokenward.protocol.scope import Scope
 from tokenward.protocol.types import GrantType, SigningAlg
+from tokenward.server.audit import audit
 from tokenward.server.authorization_server import secret_box
 from tokenward.server.crypto import random_token, token_hash
 from tokenward.server.grants.base import CLIENT_SECRET_PREFIX
@@ -70,6 +71,7 @@ async def add_client(
         signing_alg=signing_alg)
     async with store.transaction(write=True) as tx:
         await tx.save_client(client)
+    audit("client.created", client_id=client.client_id, reason="public" if public else "confidential")
     return NewClient(client=client, client_secret=secret)
 
 
@@ -82,6 +84,7 @@ async def rotate_client_secret(store: Store, client_id: str) -> str:
             raise AdminError("a public client has no secret to rotate")
         secret = random_token(CLIENT_SECRET_PREFIX)
         await tx.set_client_secret_hash(client_id, token_hash(secret))
+    audit("client.secret_rotated", client_id=client_id)
     return secret
 
 
@@ -96,14 +99,44 @@ async def add_user(store: Store, username: str, password: str) -> User:
         if await tx.get_user_by_username(username) is not None:
             raise AdminError(f"the user {username} already exists")
         await tx.save_user(user)
+    audit("user.created", sub=user.id)
     return user
 
 
-async def remove_user(store: Store, username: str) -> None:
+async def remove_user(store: Store, username: str) -> int:
+    """Delete a user after revoking every grant they gave; returns how many grants were revoked."""
     async with store.transaction(write=True) as tx:
         user = await tx.get_user_by_username(username)
-        if user is None or not await tx.delete_user(user.id):
+        if user is None:
             raise AdminError(f"no user named {username}")
+        revoked = await tx.revoke_user(user.id, int(time.time()))
+        await tx.delete_user(user.id)
+    audit("user.removed", sub=user.id, reason=f"{revoked} grants revoked")
+    return revoked
+
+
+async def set_password(store: Store, username: str, password: str) -> int:
+    """Change a password; every grant and session of the user is revoked (RFC 9700 §4.14.2)."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AdminError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+    new_hash = hash_password(password)
+    async with store.transaction(write=True) as tx:
+        user = await tx.get_user_by_username(username)
+        if user is None:
+            raise AdminError(f"no user named {username}")
+        await tx.set_password_hash(user.id, new_hash)
+        revoked = await tx.revoke_user(user.id, int(time.time()))
+    audit("user.password_changed", sub=user.id, reason=f"{revoked} grants revoked")
+    return revoked
+
+
+async def revoke_grant(store: Store, grant_id: str) -> None:
+    async with store.transaction(write=True) as tx:
+        grant = await tx.get_grant(grant_id)
+        if grant is None:
+            raise AdminError(f"no grant with id {grant_id}")
+        await tx.revoke_grant(grant_id, int(time.time()))
+    audit("grant.revoked", client_id=grant.client_id, sub=grant.user_id, grant_id=grant_id)
 
 
 async def rotate_keys(store: Store, settings: Settings, algs: list[str], prepublish_seconds: int
@@ -112,5 +145,8 @@ async def rotate_keys(store: Store, settings: Settings, algs: list[str], prepubl
     async with store.transaction(write=True) as tx:
         clients = await tx.list_clients()
         longest = max([settings.access_token_ttl, *(c.access_token_ttl or 0 for c in clients)])
-        return await rotate_signing_keys(tx, secret_box(settings), chosen, int(time.time()),
-                                         prepublish_seconds=prepublish_seconds, max_token_ttl=longest)
+        created = await rotate_signing_keys(tx, secret_box(settings), chosen, int(time.time()),
+                                            prepublish_seconds=prepublish_seconds, max_token_ttl=longest)
+    for key in created:
+        audit("key.rotated", kid=key.kid, alg=key.alg, reason=f"signs from {key.activates_at}")
+    return created

@@ -31,8 +31,11 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Machine-read
 
 def run_with_store(db_url: str, action: Callable[[Store], Awaitable[T]]) -> T:
     """Migrate, open the store, run ``action``, close; admin and database errors become one line."""
+    from tokenward.server.logs import configure_audit_for_cli
     from tokenward.server.store.sql.migrate import upgrade
     from tokenward.server.store.sql.store import SqlStore
+
+    configure_audit_for_cli()
 
     async def go() -> T:
         store = SqlStore.from_url(db_url)
@@ -276,9 +279,90 @@ def users_list(db_url: str, as_json: bool) -> None:
 @db_option
 @json_option
 def users_remove(username: str, db_url: str, as_json: bool) -> None:
-    """Remove a user; their grants, sessions and consents go with them."""
-    run_with_store(db_url, lambda store: admin.remove_user(store, username))
-    emit(as_json, {"removed": username}, f"removed user {username}")
+    """Remove a user; their grants are revoked and their sessions and consents go with them."""
+    revoked = run_with_store(db_url, lambda store: admin.remove_user(store, username))
+    emit(as_json, {"removed": username, "grants_revoked": revoked},
+         f"removed user {username} ({revoked} grant{'s' if revoked != 1 else ''} revoked)")
+
+
+@users.command("set-password")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the new password from standard input.")
+@db_option
+@json_option
+def users_set_password(username: str, password_stdin: bool, db_url: str, as_json: bool) -> None:
+    """Change a password; the user's grants and sessions are revoked (signed out everywhere)."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    revoked = run_with_store(db_url, lambda store: admin.set_password(store, username, password))
+    emit(as_json, {"username": username, "grants_revoked": revoked},
+         f"password changed for {username}; {revoked} grant{'s' if revoked != 1 else ''} revoked")
+
+
+# ---------------------------------------------------------------- grants
+
+@click.group()
+def grants() -> None:
+    """Authorizations users gave to clients (each is one refresh-token family)."""
+
+
+@grants.command("list")
+@click.option("--user", "username", help="Only this user's grants.")
+@click.option("--client", "client_id", help="Only this client's grants.")
+@click.option("--all", "include_inactive", is_flag=True, help="Include revoked and expired grants.")
+@db_option
+@json_option
+def grants_list(username: str | None, client_id: str | None, include_inactive: bool, db_url: str,
+                as_json: bool) -> None:
+    """List grants."""
+    async def go(store: Store) -> list[dict[str, Any]]:
+        now = int(time.time())
+        async with store.transaction() as tx:
+            user_id = None
+            if username is not None:
+                user = await tx.get_user_by_username(username)
+                if user is None:
+                    raise admin.AdminError(f"no user named {username}")
+                user_id = user.id
+            found = await tx.list_grants(user_id=user_id, client_id=client_id,
+                                         active_at=None if include_inactive else now)
+            names = {u.id: u.username for u in await tx.list_users()}
+        return [{"id": g.id, "client_id": g.client_id, "user": names.get(g.user_id or "", g.user_id),
+                 "scope": str(g.scope), "created_at": g.created_at, "expires_at": g.expires_at,
+                 "revoked_at": g.revoked_at} for g in found]
+    found = run_with_store(db_url, go)
+    lines = [f"{g['id']}  client={g['client_id']}  user={g['user']}  scope={g['scope']}  "
+             f"created {_iso(g['created_at'])}  {'revoked ' + _iso(g['revoked_at']) if g['revoked_at'] else ''}"
+             for g in found]
+    emit(as_json, found, "\n".join(lines) or "no grants")
+
+
+@grants.command("revoke")
+@click.argument("grant_id", required=False)
+@click.option("--user", "username", help="Revoke every grant of this user and end their sessions.")
+@db_option
+@json_option
+def grants_revoke(grant_id: str | None, username: str | None, db_url: str, as_json: bool) -> None:
+    """Revoke one grant (its refresh tokens and access tokens), or all of a user's (log out everywhere)."""
+    if (grant_id is None) == (username is None):
+        raise click.UsageError("give a GRANT_ID or --user USERNAME")
+    if grant_id is not None:
+        run_with_store(db_url, lambda store: admin.revoke_grant(store, grant_id))
+        emit(as_json, {"revoked": [grant_id]}, f"revoked grant {grant_id}")
+        return
+    assert username is not None
+
+    async def go(store: Store) -> int:
+        async with store.transaction(write=True) as tx:
+            user = await tx.get_user_by_username(username)
+            if user is None:
+                raise admin.AdminError(f"no user named {username}")
+            return await tx.revoke_user(user.id, int(time.time()))
+    count = run_with_store(db_url, go)
+    emit(as_json, {"user": username, "grants_revoked": count},
+         f"revoked {count} grant{'s' if count != 1 else ''} of {username} and ended their sessions")
 
 
 # ---------------------------------------------------------------- keys
@@ -326,5 +410,5 @@ def keys_rotate(algs: tuple[str, ...], prepublish: int | None, db_url: str, as_j
 
 
 def register(cli: click.Group) -> None:
-    for command in (serve, db, clients, users, keys):
+    for command in (serve, db, clients, users, grants, keys):
         cli.add_command(command)

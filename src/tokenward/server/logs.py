@@ -19,7 +19,8 @@ _SECRET_PATTERNS = [
     re.compile(r"(?i)((?:password|client_secret|refresh_token|access_token|code_verifier|code)=)[^&\s\"']+"),
     re.compile(r"(?i)(authorization:\s*(?:basic|bearer)\s+)\S+"),
 ]
-_EXTRA_FIELDS = ("request_id", "client_id", "sub", "ip", "debug", "method", "path", "status", "duration_ms")
+_EXTRA_FIELDS = ("event", "request_id", "client_id", "sub", "ip", "grant_type", "grant_id", "token_type", "active",
+                 "kid", "alg", "reason", "debug", "method", "path", "status", "duration_ms")
 
 
 def redact(text: str) -> str:
@@ -43,6 +44,17 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return redact(json.dumps(entry, default=str))
+
+
+def configure_audit_for_cli() -> None:
+    """Admin commands write their audit events (client created, key rotated…) as JSON lines on stderr."""
+    logger = logging.getLogger("tokenward.audit")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
 
 
 def configure_logging(level: str = "INFO") -> None:

@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from tokenward.protocol.errors import InvalidClientError, InvalidRequestError
+from tokenward.server.audit import audit
 from tokenward.server.client_auth import authenticate_request
 from tokenward.server.crypto import token_hash
 from tokenward.server.jwt_access_token import read_own_access_token
@@ -42,11 +43,14 @@ class IntrospectionEndpoint:
             order = (self._refresh, self._access)
             if form.get("token_type_hint") == "access_token":
                 order = (self._access, self._refresh)
+            answer = dict(INACTIVE)
             for look in order:
                 found = await look(tx, caller, token, now)
                 if found is not None:
-                    return found
-            return dict(INACTIVE)
+                    answer = found
+                    break
+        audit("token.introspected", client_id=caller.client_id, active=bool(answer["active"]))
+        return answer
 
     async def _access(self, tx: Transaction, caller: Client, token: str, now: int) -> dict[str, Any] | None:
         claims = await read_own_access_token(self.keys, token, self.settings.issuer)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 
 from tokenward.protocol.errors import InvalidRequestError
+from tokenward.server.audit import audit
 from tokenward.server.client_auth import authenticate_request
 from tokenward.server.crypto import token_hash
 from tokenward.server.jwt_access_token import read_own_access_token
@@ -38,23 +39,26 @@ class RevocationEndpoint:
             if form.get("token_type_hint") == "access_token":
                 order = (self._access, self._refresh)
             for revoke in order:
-                if await revoke(tx, client.client_id, token, now):
+                revoked = await revoke(tx, client.client_id, token, now)
+                if revoked is not None:
+                    audit("token.revoked", client_id=client.client_id, token_type=revoked)
                     return
+            audit("token.revoked", client_id=client.client_id, token_type="unknown")
 
-    async def _refresh(self, tx: Transaction, client_id: str, token: str, now: int) -> bool:
+    async def _refresh(self, tx: Transaction, client_id: str, token: str, now: int) -> str | None:
         record = await tx.get_refresh_token(token_hash(token))
         if record is None:
-            return False
+            return None
         if record.client_id != client_id:
             raise InvalidRequestError(NOT_YOURS)
         await tx.revoke_grant(record.grant_id, now)
-        return True
+        return "refresh_token"
 
-    async def _access(self, tx: Transaction, client_id: str, token: str, now: int) -> bool:
+    async def _access(self, tx: Transaction, client_id: str, token: str, now: int) -> str | None:
         claims = await read_own_access_token(self.keys, token, self.settings.issuer)
         if claims is None:
-            return False
+            return None
         if claims.get("client_id") != client_id:
             raise InvalidRequestError(NOT_YOURS)
         await tx.revoke_access_token(claims["jti"], client_id, claims["exp"], now)
-        return True
+        return "access_token"

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import time
 
-from tokenward.protocol.errors import InvalidRequestError, UnauthorizedClientError, UnsupportedGrantTypeError
+from tokenward.protocol.errors import (
+    InvalidRequestError,
+    ReuseDetectedError,
+    UnauthorizedClientError,
+    UnsupportedGrantTypeError,
+)
 from tokenward.protocol.types import GrantType
+from tokenward.server.audit import audit
 from tokenward.server.client_auth import authenticate_request
 from tokenward.server.crypto import SecretBox
 from tokenward.server.grants import GRANTS
@@ -49,4 +55,12 @@ class TokenEndpoint:
             grant_type, exchange = select_grant(form)
             check_grant_allowed(client, grant_type)
             ctx = GrantContext(settings=self.settings, keys=self.keys, box=self.box, tx=tx, now=int(time.time()))
-            return await exchange(ctx, client, form)
+            try:
+                issued = await exchange(ctx, client, form)
+            except ReuseDetectedError:
+                event = "refresh.reuse_detected" if grant_type is GrantType.REFRESH_TOKEN else "code.replay_detected"
+                audit(event, client_id=client.client_id, grant_type=grant_type.value, reason="family revoked")
+                raise
+        audit("token.refreshed" if grant_type is GrantType.REFRESH_TOKEN else "token.issued",
+              client_id=client.client_id, sub=issued.subject or client.client_id, grant_type=grant_type.value)
+        return issued

@@ -38,6 +38,7 @@ class TokenResponse:
     expires_in: int
     scope: Scope
     refresh_token: str | None = field(default=None, repr=False)
+    subject: str | None = field(default=None, compare=False)  # for audit events; not sent
 
     def to_wire(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -83,7 +84,8 @@ async def issue_for_grant(ctx: GrantContext, client: Client, grant: Grant, scope
         ctx.keys, alg=client.signing_alg or ctx.settings.signing_alg, issuer=ctx.settings.issuer,
         subject=grant.user_id or client.client_id, audience=grant.audience, client_id=client.client_id,
         scope=scope, now=ctx.now, ttl=ttl, jti=jti)
-    return TokenResponse(access_token=minted.token, expires_in=ttl, scope=scope, refresh_token=refresh)
+    return TokenResponse(access_token=minted.token, expires_in=ttl, scope=scope, refresh_token=refresh,
+                         subject=grant.user_id)
 
 
 def new_grant_id() -> str:

@@ -42,7 +42,7 @@ async def exchange(ctx: GrantContext, client: Client, form: dict[str, str]) -> T
     if token.consumed_at is None and not requested <= grant.scope:
         raise InvalidScopeError("The requested scope exceeds the original grant.")
     if token.consumed_at is not None or not await ctx.tx.consume_refresh_token(token.token_hash, ctx.now):
-        retried = await _grace_retry(ctx, client, token)
+        retried = await _grace_retry(ctx, client, token, grant.user_id)
         if retried is not None:
             return retried
         await ctx.tx.revoke_grant(grant.id, ctx.now)
@@ -61,7 +61,8 @@ async def _keep_for_grace(ctx: GrantContext, token: RefreshToken, issued: TokenR
                                 ctx.box.seal(pair, token.token_hash))
 
 
-async def _grace_retry(ctx: GrantContext, client: Client, token: RefreshToken) -> TokenResponse | None:
+async def _grace_retry(ctx: GrantContext, client: Client, token: RefreshToken, subject: str | None
+                       ) -> TokenResponse | None:
     """The successor pair for a first retry inside the window, if the successor has not been used yet."""
     current = await ctx.tx.get_refresh_token(token.token_hash)  # re-read: a racing rotation may have just won
     if current is None or current.consumed_at is None or current.successor_sealed is None:
@@ -75,5 +76,5 @@ async def _grace_retry(ctx: GrantContext, client: Client, token: RefreshToken) -
         return None
     wire = json.loads(ctx.box.open(current.successor_sealed, token.token_hash))
     return TokenResponse(access_token=wire["access_token"], expires_in=wire["expires_in"],
-                         scope=Scope.parse(wire["scope"]), refresh_token=wire["refresh_token"])
+                         scope=Scope.parse(wire["scope"]), refresh_token=wire["refresh_token"], subject=subject)
 

@@ -23,6 +23,7 @@ from tokenward.protocol.errors import (
     TemporarilyUnavailableError,
 )
 from tokenward.protocol.metadata import authorization_server_metadata
+from tokenward.server.audit import bind_request, unbind_request
 from tokenward.server.authorization_server import AuthorizationServer
 from tokenward.server.settings import Settings
 from tokenward.server.store.protocols import StoreUnavailableError
@@ -138,6 +139,8 @@ class RequestContextMiddleware:
             return
         rid = uuid.uuid4().hex[:16]
         scope.setdefault("state", {})["request_id"] = rid
+        client = scope.get("client")
+        bound = bind_request(rid, client[0] if client else None)
         started = time.perf_counter()
         status = 500
 
@@ -152,7 +155,7 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            client = scope.get("client")
+            unbind_request(bound)
             access_log.info("request", extra={
                 "request_id": rid, "method": scope["method"], "path": scope["path"], "status": status,
                 "duration_ms": round((time.perf_counter() - started) * 1000, 2),

@@ -6,7 +6,6 @@ forms carry its CSRF token; any worker can serve any step.
 
 from __future__ import annotations
 
-import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from starlette.templating import Jinja2Templates
 
 from tokenward.protocol.errors import AccessDeniedError, InvalidRequestError
 from tokenward.protocol.form import parse_form
+from tokenward.server.audit import audit
 from tokenward.server.authorization_server import AuthorizationServer
 from tokenward.server.crypto import token_hash
 from tokenward.server.endpoints.authorize import (
@@ -39,7 +39,6 @@ from tokenward.server.web.security import (
     set_session_cookie,
 )
 
-log = logging.getLogger("tokenward.server")
 templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 
 SCOPE_DESCRIPTIONS = {
@@ -151,7 +150,7 @@ async def login(request: Request) -> Response:
     # argon2 runs outside the transaction so a slow hash never holds the database lock.
     ok = verify_password(user.password_hash if user else None, password)
     if not ok or user is None:
-        log.info("login failed", extra={"client_id": pending.client_id})
+        audit("login.failed", client_id=pending.client_id, sub=user.id if user else None)
         return render(request, "login.html", {"pending": pending, "client": client,
                                               "error": "The username or password is incorrect."}, 401)
     secret = new_session_secret()  # a new session id at login (no session fixation)
@@ -160,7 +159,7 @@ async def login(request: Request) -> Response:
         await tx.save_session(Session(id_hash=token_hash(secret), user_id=user.id, created_at=now,
                                       expires_at=now + settings.session_ttl))
         await tx.rebind_authorization_request(pending.id, token_hash(secret))
-    log.info("login succeeded", extra={"client_id": pending.client_id, "sub": user.id})
+    audit("login.succeeded", client_id=pending.client_id, sub=user.id)
     response = see_other(f"/consent?request={pending.id}")
     set_session_cookie(response, settings, secret)
     return response
@@ -200,11 +199,11 @@ async def consent(request: Request) -> Response:
         decision = form.get("decision")
         if decision == "allow":
             await tx.save_consent(session.user_id, pending.client_id, pending.scope, now)
-            log.info("consent granted", extra={"client_id": pending.client_id, "sub": session.user_id})
+            audit("consent.granted", client_id=pending.client_id, sub=session.user_id)
             return see_other(await issue_code(tx, settings, pending, session.user_id, now))
         if decision == "deny":
             await tx.delete_authorization_request(pending.id)
-            log.info("consent denied", extra={"client_id": pending.client_id, "sub": session.user_id})
+            audit("consent.denied", client_id=pending.client_id, sub=session.user_id)
             denied = AccessDeniedError("The user denied the request.").to_wire()
             return see_other(redirect_to_client(settings, pending.redirect_uri, denied, pending.state))
     return error_page(request, "Choose Allow or Deny.")

@@ -181,6 +181,9 @@ class SqlTransaction:
         rows = await self._conn.execute(select(t.users).order_by(t.users.c.username))
         return [_user(r) for r in rows]
 
+    async def set_password_hash(self, user_id: str, password_hash: str) -> None:
+        await self._conn.execute(update(t.users).where(t.users.c.id == user_id).values(password_hash=password_hash))
+
     # sessions
     async def save_session(self, session: Session) -> None:
         await self._conn.execute(insert(t.sessions).values(
@@ -274,6 +277,24 @@ class SqlTransaction:
         await self._conn.execute(update(t.access_tokens).where(
             t.access_tokens.c.grant_id == grant_id, t.access_tokens.c.revoked_at.is_(None)
         ).values(revoked_at=now))
+
+    async def list_grants(self, *, user_id: str | None = None, client_id: str | None = None,
+                          active_at: int | None = None) -> Sequence[Grant]:
+        query = select(t.grants).order_by(t.grants.c.created_at)
+        if user_id is not None:
+            query = query.where(t.grants.c.user_id == user_id)
+        if client_id is not None:
+            query = query.where(t.grants.c.client_id == client_id)
+        if active_at is not None:
+            query = query.where(t.grants.c.revoked_at.is_(None), t.grants.c.expires_at > active_at)
+        return [_grant(r) for r in await self._conn.execute(query)]
+
+    async def revoke_user(self, user_id: str, now: int) -> int:
+        grants = await self.list_grants(user_id=user_id, active_at=now)
+        for grant in grants:
+            await self.revoke_grant(grant.id, now)
+        await self._conn.execute(delete(t.sessions).where(t.sessions.c.user_id == user_id))
+        return len(grants)
 
     # refresh and access tokens
     async def save_refresh_token(self, token: RefreshToken) -> None:
