@@ -135,7 +135,7 @@ def test_key_rotation_on_server_keeps_validation_working(fresh_server: ServerPro
     try:
         before = user_token(server)
         assert httpx2.get(api + "/user/profile", headers={"Authorization": f"Bearer {before}"}).status_code == 200
-        rotated = subprocess.run([TOKENWARD, "keys", "rotate", "--db", server.db_url, "--json"],
+        rotated = subprocess.run([TOKENWARD, "keys", "rotate", "--prepublish", "0", "--db", server.db_url, "--json"],
                                  capture_output=True, text=True, timeout=60, check=False,
                                  env={**os.environ, "TOKENWARD_KEK_FILE": str(server.workdir / "tokenward.kek")})
         assert rotated.returncode == 0, rotated.stderr

@@ -25,6 +25,7 @@ class AuthorizationServer:
     settings: Settings
     store: Store
     keys: KeyRing
+    box: SecretBox
     token: TokenEndpoint
     revocation: RevocationEndpoint
     introspection: IntrospectionEndpoint
@@ -37,7 +38,7 @@ class AuthorizationServer:
         async with store.transaction(write=True) as tx:
             await ensure_signing_keys(tx, box, settings.signing_algs, int(time.time()))
         keys = KeyRing(store, box, cache_seconds=settings.key_cache_seconds)
-        return cls(settings=settings, store=store, keys=keys, token=TokenEndpoint(settings, store, keys, box),
+        return cls(settings=settings, store=store, keys=keys, box=box, token=TokenEndpoint(settings, store, keys, box),
                    revocation=RevocationEndpoint(settings, store, keys),
                    introspection=IntrospectionEndpoint(settings, store, keys))
 

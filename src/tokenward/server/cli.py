@@ -393,8 +393,8 @@ def keys_list(db_url: str, as_json: bool) -> None:
 @click.option("--alg", "algs", multiple=True, type=click.Choice([a.value for a in SigningAlg]),
               help="Rotate only this algorithm's key (repeatable; default all).")
 @click.option("--prepublish", type=click.IntRange(0), default=None,
-              help="Seconds the new key is published before it signs (default TOKENWARD_KEY_PREPUBLISH_SECONDS "
-                   "or 0).")
+              help="Seconds the new key is published before it signs (default TOKENWARD_KEY_PREPUBLISH_SECONDS, "
+                   "86400); 0 switches at once.")
 @db_option
 @json_option
 def keys_rotate(algs: tuple[str, ...], prepublish: int | None, db_url: str, as_json: bool) -> None:
@@ -409,6 +409,23 @@ def keys_rotate(algs: tuple[str, ...], prepublish: int | None, db_url: str, as_j
     emit(as_json, data, "\n".join(f"new key {k.kid} ({k.alg}) signs from {_iso(k.activates_at)}" for k in created))
 
 
+@click.command()
+@db_option
+@json_option
+def purge(db_url: str, as_json: bool) -> None:
+    """Delete expired codes, sessions, tokens and grants, and keys no longer published."""
+    from tokenward.server.maintenance import purge as purge_rows
+
+    settings = Settings.from_env()
+
+    async def go(store: Store) -> dict[str, int]:
+        async with store.transaction(write=True) as tx:
+            await tx.lock_maintenance()
+            return await purge_rows(tx, settings, int(time.time()))
+    counts = run_with_store(db_url, go)
+    emit(as_json, counts, ", ".join(f"{n} {table}" for table, n in counts.items()) + " deleted")
+
+
 def register(cli: click.Group) -> None:
-    for command in (serve, db, clients, users, grants, keys):
+    for command in (serve, db, clients, users, grants, keys, purge):
         cli.add_command(command)

@@ -35,8 +35,13 @@ class Settings:
     signing_algs: tuple[SigningAlg, ...] = (SigningAlg.ES256, SigningAlg.RS256, SigningAlg.EDDSA)
     # How long a worker may serve the key set it read before it reads the database again.
     key_cache_seconds: float = 5.0
-    # `keys rotate` publishes the new key this long before it signs (pre-publication).
-    key_prepublish_seconds: int = 0
+    # A rotated-in key is published this long before it signs (pre-publication), so every resource server
+    # that caches the JWKS has it before the first token signed with it arrives.
+    key_prepublish_seconds: int = 86400
+    # Signing keys are rotated automatically this often (by the maintenance task of ``serve``).
+    key_rotation_seconds: int = 30 * 86400
+    # How often each ``serve`` process runs maintenance (automatic key rotation, purge of expired rows).
+    maintenance_seconds: int = 600
     # Audience of access tokens for clients that have none configured.
     default_audience: str = "urn:tokenward:api"
     # Key-encryption key for private signing keys: raw 32 bytes, or None to use ``kek_file``.
@@ -66,6 +71,8 @@ class Settings:
             "REFRESH_GRACE_CONFIDENTIAL": "refresh_grace_confidential",
             "KEY_PREPUBLISH_SECONDS": "key_prepublish_seconds",
             "MAX_BODY_BYTES": "max_body_bytes",
+            "KEY_ROTATION_SECONDS": "key_rotation_seconds",
+            "MAINTENANCE_SECONDS": "maintenance_seconds",
         }
         changes: dict[str, object] = {}
         for var, attr in ints.items():

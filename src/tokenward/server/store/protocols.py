@@ -102,9 +102,19 @@ class KeyStore(Protocol):
     async def schedule_key_retirement(self, kid: str, retires_at: int, expires_at: int) -> None: ...
 
 
+class MaintenanceStore(Protocol):
+    async def lock_maintenance(self) -> None:
+        """Serialise maintenance across processes for the rest of this transaction."""
+        ...
+
+    async def purge(self, now: int, *, keep_revoked_until: int, successor_until: int) -> dict[str, int]:
+        """Delete rows nobody can use any more; returns the count per table."""
+        ...
+
+
 class Transaction(
     ClientStore, UserStore, SessionStore, AuthorizationRequestStore, ConsentStore, CodeStore, GrantStore,
-    TokenStore, KeyStore, Protocol,
+    TokenStore, KeyStore, MaintenanceStore, Protocol,
 ):
     """All aggregates, seen through one database transaction."""
 

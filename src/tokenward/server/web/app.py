@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -25,6 +26,7 @@ from tokenward.protocol.errors import (
 from tokenward.protocol.metadata import authorization_server_metadata
 from tokenward.server.audit import bind_request, unbind_request
 from tokenward.server.authorization_server import AuthorizationServer
+from tokenward.server.maintenance import maintenance_loop
 from tokenward.server.settings import Settings
 from tokenward.server.store.protocols import StoreUnavailableError
 from tokenward.server.web import pages
@@ -167,11 +169,14 @@ def create_app(settings: Settings) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        app.state.server = await AuthorizationServer.open(settings)
+        server = app.state.server = await AuthorizationServer.open(settings)
+        upkeep = asyncio.create_task(maintenance_loop(server.store, server.box, settings))
         try:
             yield
         finally:
-            await app.state.server.close()
+            upkeep.cancel()
+            await asyncio.gather(upkeep, return_exceptions=True)
+            await server.close()
 
     routes = [
         Route("/", page_endpoint(pages.home)),
