@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11+ is required"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[server,postgres,fastapi,flask,requests,httpx,dev]'
+	$(BIN)/python -m pip install -q -e '.[server,postgres,fastapi,flask,requests,httpx,metrics,dev]'
 	@touch $(STAMP)
 
 chromium:

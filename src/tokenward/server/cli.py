@@ -88,8 +88,9 @@ def _iso(ts: int | None) -> str:
 @click.option("--signing-alg", type=click.Choice([a.value for a in SigningAlg]), help="Default signing algorithm.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("--metrics", is_flag=True, help="Serve Prometheus metrics at /metrics (needs tokenward[metrics]).")
 def serve(host: str, port: int, issuer: str | None, workers: int, db_url: str, access_token_ttl: int | None,
-          signing_alg: str | None, log_level: str) -> None:
+          signing_alg: str | None, log_level: str, metrics: bool) -> None:
     """Run the authorization server (migrates the schema and creates signing keys first)."""
     import uvicorn
 
@@ -102,6 +103,9 @@ def serve(host: str, port: int, issuer: str | None, workers: int, db_url: str, a
         changes["access_token_ttl"] = access_token_ttl
     if signing_alg is not None:
         changes["signing_alg"] = SigningAlg(signing_alg)
+    if metrics:
+        changes["metrics"] = True
+        _prepare_multiprocess_metrics()
     from dataclasses import replace
 
     settings = replace(settings, **changes)
@@ -109,11 +113,23 @@ def serve(host: str, port: int, issuer: str | None, workers: int, db_url: str, a
     upgrade(settings.db_url)
     asyncio.run(_prepare_keys(settings))
     os.environ.update(settings.to_env())
+    os.environ["TOKENWARD_LOG_LEVEL"] = log_level.upper()
     click.echo(f"Tokenward serving {settings.issuer} on http://{host}:{port} "
                f"({workers} worker{'s' if workers > 1 else ''}, db {_safe_db(settings.db_url)})", err=True)
     uvicorn.run("tokenward.server.web.app:create_app_from_env", factory=True, host=host, port=port,
                 workers=workers, log_config=None, access_log=False, proxy_headers=False,
                 server_header=False, timeout_graceful_shutdown=5)
+
+
+def _prepare_multiprocess_metrics() -> None:
+    """Every worker writes its counters to one fresh directory that /metrics aggregates."""
+    import tempfile
+
+    try:
+        import prometheus_client  # noqa: F401
+    except ImportError:
+        raise click.ClickException("--metrics needs the metrics extra: pip install 'tokenward[metrics]'") from None
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="tokenward-metrics-")
 
 
 def _safe_db(db_url: str) -> str:

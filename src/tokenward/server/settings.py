@@ -49,6 +49,8 @@ class Settings:
     kek_file: str = "tokenward.kek"
     # Largest form body accepted on POST endpoints (RFC 9110 §15.5.14: 413 beyond it).
     max_body_bytes: int = 64 * 1024
+    # Prometheus /metrics (needs the ``metrics`` extra).
+    metrics: bool = False
 
     def refresh_grace(self, public: bool) -> int:
         return self.refresh_grace_public if public else self.refresh_grace_confidential
@@ -78,6 +80,8 @@ class Settings:
         for var, attr in ints.items():
             if f"TOKENWARD_{var}" in env:
                 changes[attr] = int(env[f"TOKENWARD_{var}"])
+        if env.get("TOKENWARD_METRICS", "").lower() in ("1", "true", "yes"):
+            changes["metrics"] = True
         if "TOKENWARD_ISSUER" in env:
             changes["issuer"] = env["TOKENWARD_ISSUER"]
         if "TOKENWARD_DB" in env:
@@ -107,5 +111,6 @@ class Settings:
             "TOKENWARD_SIGNING_ALG": self.signing_alg.value,
             "TOKENWARD_KEK_FILE": self.kek_file,
             "TOKENWARD_DEFAULT_AUDIENCE": self.default_audience,
+            "TOKENWARD_METRICS": "1" if self.metrics else "0",
         }
         return env

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -26,6 +27,7 @@ from tokenward.protocol.errors import (
 from tokenward.protocol.metadata import authorization_server_metadata
 from tokenward.server.audit import bind_request, unbind_request
 from tokenward.server.authorization_server import AuthorizationServer
+from tokenward.server.logs import configure_logging
 from tokenward.server.maintenance import maintenance_loop
 from tokenward.server.settings import Settings
 from tokenward.server.store.protocols import StoreUnavailableError
@@ -132,8 +134,9 @@ class RequestContextMiddleware:
     """Pure ASGI: gives each request an id and writes one access-log line without the query string
     (it can carry codes and state)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, observe: Callable[[str, int, float], None] | None = None) -> None:
         self.app = app
+        self.observe = observe
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -158,10 +161,12 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             unbind_request(bound)
+            elapsed = time.perf_counter() - started
+            if self.observe is not None:
+                self.observe(scope["path"], status, elapsed)
             access_log.info("request", extra={
                 "request_id": rid, "method": scope["method"], "path": scope["path"], "status": status,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                "ip": client[0] if client else None})
+                "duration_ms": round(elapsed * 1000, 2), "ip": client[0] if client else None})
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -190,12 +195,32 @@ def create_app(settings: Settings) -> Starlette:
         Route("/jwks.json", oauth_endpoint(jwks)),
         Mount("/static", StaticFiles(directory=str(Path(__file__).with_name("static"))), name="static"),
     ]
+    observe = None
+    if settings.metrics:
+        from tokenward.server import metrics
+
+        metrics.install()
+        observe = metrics.observe_request
+        routes.append(Route("/metrics", prometheus_metrics))
     app = Starlette(routes=routes, lifespan=lifespan)
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.issuer.startswith("https://"))
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestContextMiddleware, observe=observe)
     return app
 
 
+async def prometheus_metrics(request: Request) -> Response:
+    from tokenward.server import metrics
+
+    async with server_of(request).store.transaction() as tx:
+        metrics.record_keys(list(await tx.list_signing_keys()))
+    body, content_type = metrics.exposition()
+    return Response(body, media_type=content_type)
+
+
 def create_app_from_env() -> Starlette:
-    """Factory for worker processes: ``uvicorn --factory tokenward.server.web.app:create_app_from_env``."""
+    """Factory for worker processes: ``uvicorn --factory tokenward.server.web.app:create_app_from_env``.
+
+    Worker processes start fresh, so they set up logging themselves (``TOKENWARD_LOG_LEVEL``).
+    """
+    configure_logging(os.environ.get("TOKENWARD_LOG_LEVEL", "INFO").upper())
     return create_app(Settings.from_env())

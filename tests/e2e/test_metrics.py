@@ -1,0 +1,45 @@
+"""Prometheus metrics: off by default, aggregated across two workers when on."""
+
+from __future__ import annotations
+
+import re
+
+import httpx2
+
+from tests.support import ServerProcess, authorize, exchange_code
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    total = 0.0
+    for line in text.splitlines():
+        if not (line.startswith(name + "{") or line.startswith(name + " ")):
+            continue
+        if all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_metrics_are_off_by_default(server: ServerProcess) -> None:
+    assert httpx2.get(server.base_url + "/metrics").status_code == 404
+
+
+def test_metrics_count_requests_grants_reuse_and_keys_across_workers(fresh_server: ServerProcess) -> None:
+    server = fresh_server
+    server.start("--metrics", workers=2)
+    service = server.add_client(grant_types=("client_credentials",), redirect_uri=None)
+    for _ in range(10):
+        assert server.token(service, {"grant_type": "client_credentials"}).status_code == 200
+    app = server.add_client(public=True, redirect_uri="http://127.0.0.1/cb")
+    tokens = exchange_code(server, app, authorize(server, app, server.add_user(),
+                                                  redirect_uri="http://127.0.0.1:3/cb")).json()
+    for _ in range(2):  # rotation, then reuse
+        server.token(app, {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
+
+    text = httpx2.get(server.base_url + "/metrics").text
+    assert sample(text, "tokenward_events_total", event="token.issued", grant_type="client_credentials") == 10
+    assert sample(text, "tokenward_events_total", event="token.refreshed", grant_type="refresh_token") == 1
+    assert sample(text, "tokenward_refresh_reuse_detected_total") == 1
+    assert sample(text, "tokenward_http_requests_total", endpoint="/token", status="200") == 12
+    assert sample(text, "tokenward_http_requests_total", endpoint="/token", status="400") == 1
+    assert sample(text, "tokenward_signing_keys", state="active") == 3
+    assert re.search(r'tokenward_http_request_duration_seconds_bucket\{endpoint="/token",le="0.1"\} \d', text)
