@@ -90,6 +90,18 @@ class ServerProcess:
                 self.process.wait()
         self.process = None
 
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        """Rows of a read-only query on the server's database (SQLite or PostgreSQL)."""
+        from sqlalchemy import create_engine, text
+
+        url = self.db_url.replace("postgresql://", "postgresql+psycopg://", 1)
+        engine = create_engine(url)
+        try:
+            with engine.connect() as conn:
+                return [tuple(row) for row in conn.execute(text(sql))]
+        finally:
+            engine.dispose()
+
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
 

@@ -81,7 +81,8 @@ def test_keys_rotate_switches_signing_key_and_keeps_old_key_published(fresh_serv
     old_kid = json.loads(__import__("base64").urlsafe_b64decode(before.split(".")[0] + "==="))["kid"]
 
     env_db = server.db_url
-    rotated = subprocess.run([TOKENWARD, "keys", "rotate", "--alg", "ES256", "--prepublish", "0", "--json", "--db", env_db],
+    rotated = subprocess.run([TOKENWARD, "keys", "rotate", "--alg", "ES256", "--prepublish", "0", "--json",
+                              "--db", env_db],
                              capture_output=True, text=True, timeout=60, check=False,
                              env={"TOKENWARD_KEK_FILE": str(server.workdir / "tokenward.kek"),
                                   "PATH": "/usr/bin:/bin"})

@@ -11,20 +11,19 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx2
 import pytest
 
+from tests.conftest import BACKENDS, dispose, new_server
 from tests.support import ServerProcess, authorize, exchange_code
 
 CONCURRENCY = 16
 TRIALS = 20
 
 
-@pytest.fixture(scope="module")
-def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    from tests.conftest import new_server
-
-    proc = new_server(tmp_path_factory.mktemp("race"))
+@pytest.fixture(scope="module", params=BACKENDS)
+def two_workers(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    proc = new_server(tmp_path_factory.mktemp("race"), request.param)
     proc.start(workers=2)
     yield proc
-    proc.stop()
+    dispose(proc)
 
 
 def fire_together(url: str, forms: list[dict[str, str]]) -> Counter[str]:

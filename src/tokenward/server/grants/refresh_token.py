@@ -34,7 +34,8 @@ async def exchange(ctx: GrantContext, client: Client, form: dict[str, str]) -> T
     token = await ctx.tx.get_refresh_token(token_hash(value))
     if token is None or token.client_id != client.client_id:
         raise InvalidGrantError("The refresh token is invalid.", debug="unknown token or other client")
-    grant = await ctx.tx.get_grant(token.grant_id)
+    grant = await ctx.tx.get_grant(token.grant_id, lock=True)  # the family's lock: rotations queue here
+    token = await ctx.tx.get_refresh_token(token.token_hash) or token  # as the previous holder left it
     if grant is None or grant.revoked_at is not None or token.revoked_at is not None:
         raise InvalidGrantError("The refresh token has been revoked.")
     if token.expires_at <= ctx.now or grant.expires_at <= ctx.now:

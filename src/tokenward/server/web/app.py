@@ -103,8 +103,8 @@ def oauth_endpoint(handler: Callable[[Request], Awaitable[Response]]) -> Callabl
             return await handler(request)
         except OAuthError as exc:
             return error_response(exc, realm=realm, request_id=rid)
-        except StoreUnavailableError:
-            log.warning("database unavailable", extra={"request_id": rid})
+        except StoreUnavailableError as exc:
+            log.warning("database unavailable", extra={"request_id": rid, "debug": str(exc)})
             return error_response(TemporarilyUnavailableError("The service is temporarily unavailable."),
                                   realm=realm, request_id=rid)
         except Exception:

@@ -66,11 +66,16 @@ def set_session_cookie(response: Response, settings: Settings, secret: str) -> N
 
 
 def same_origin_post(request: Request, settings: Settings) -> bool:
-    """Reject form posts that a browser says came from another site (Origin / Sec-Fetch-Site)."""
+    """Reject form posts that a browser says came from another site (Sec-Fetch-Site, Origin).
+
+    ``Origin: null`` is accepted: our pages send ``Referrer-Policy: no-referrer``, under which browsers send
+    a null Origin even for same-origin POSTs (Fetch §3.2.5). The CSRF token, bound to the pending request
+    and the session, is the defence that does not depend on browser headers.
+    """
     if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
         return False
     origin = request.headers.get("origin")
-    if origin is None:
+    if origin is None or origin == "null":
         return True
     issuer = urlsplit(settings.issuer)
     return origin == f"{issuer.scheme}://{issuer.netloc}"

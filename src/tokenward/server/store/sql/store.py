@@ -50,7 +50,8 @@ class SqlStore:
             async with self._transaction(write) as tx:
                 yield tx
         except (OperationalError, InterfaceError, TimeoutError) as exc:
-            raise StoreUnavailableError(type(exc).__name__) from exc
+            cause = getattr(exc, "orig", None) or exc
+            raise StoreUnavailableError(f"{type(cause).__name__}: {str(cause).splitlines()[0][:200]}") from exc
 
     @asynccontextmanager
     async def _transaction(self, write: bool) -> AsyncIterator[Transaction]:
@@ -264,11 +265,13 @@ class SqlTransaction:
             audience=grant.audience, created_at=grant.created_at, expires_at=grant.expires_at,
             revoked_at=grant.revoked_at))
 
-    async def get_grant(self, grant_id: str) -> Grant | None:
-        row = (await self._conn.execute(select(t.grants).where(t.grants.c.id == grant_id))).first()
+    async def get_grant(self, grant_id: str, *, lock: bool = False) -> Grant | None:
+        query = select(t.grants).where(t.grants.c.id == grant_id)
+        row = (await self._conn.execute(query.with_for_update() if lock else query)).first()
         return _grant(row) if row else None
 
     async def revoke_grant(self, grant_id: str, now: int) -> None:
+        await self.get_grant(grant_id, lock=True)  # the family lock first, as rotation takes it
         await self._conn.execute(update(t.grants).where(
             t.grants.c.id == grant_id, t.grants.c.revoked_at.is_(None)).values(revoked_at=now))
         await self._conn.execute(update(t.refresh_tokens).where(
