@@ -33,7 +33,7 @@ class AuthorizationServer:
     @classmethod
     async def open(cls, settings: Settings) -> AuthorizationServer:
         """Connect to the (already migrated) database and make sure a signing key exists per algorithm."""
-        store = SqlStore.from_url(settings.db_url)
+        store = SqlStore.from_url(settings.db_url, pgbouncer=settings.pgbouncer)
         box = secret_box(settings)
         async with store.transaction(write=True) as tx:
             await ensure_signing_keys(tx, box, settings.signing_algs, int(time.time()))

@@ -51,6 +51,8 @@ class Settings:
     max_body_bytes: int = 64 * 1024
     # Prometheus /metrics (needs the ``metrics`` extra).
     metrics: bool = False
+    # PostgreSQL behind pgbouncer in transaction mode: no prepared statements, no startup options.
+    pgbouncer: bool = False
 
     def refresh_grace(self, public: bool) -> int:
         return self.refresh_grace_public if public else self.refresh_grace_confidential
@@ -82,6 +84,8 @@ class Settings:
                 changes[attr] = int(env[f"TOKENWARD_{var}"])
         if env.get("TOKENWARD_METRICS", "").lower() in ("1", "true", "yes"):
             changes["metrics"] = True
+        if env.get("TOKENWARD_PGBOUNCER", "").lower() in ("1", "true", "yes"):
+            changes["pgbouncer"] = True
         if "TOKENWARD_ISSUER" in env:
             changes["issuer"] = env["TOKENWARD_ISSUER"]
         if "TOKENWARD_DB" in env:

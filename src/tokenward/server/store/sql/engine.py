@@ -56,7 +56,15 @@ def _check_sqlite_version() -> None:
         raise RuntimeError(f"SQLite {sqlite3.sqlite_version} is too old; Tokenward needs 3.35 or newer")
 
 
-def create_server_engine(db_url: str) -> AsyncEngine:
+def _pg_connect_args(pgbouncer: bool) -> dict[str, Any]:
+    """5 s connect timeout; 10 s statement timeout. Behind pgbouncer in transaction mode, no server-side
+    prepared statements (pgbouncer < 1.21 cannot route them) and no startup options (it rejects them)."""
+    if pgbouncer:
+        return {"connect_timeout": 5, "prepare_threshold": None}
+    return {"connect_timeout": 5, "options": "-c statement_timeout=10000 -c lock_timeout=10000"}
+
+
+def create_server_engine(db_url: str, *, pgbouncer: bool = False) -> AsyncEngine:
     """The async engine the server uses."""
     url = _url(db_url, asynchronous=True)
     if url.get_backend_name() == "sqlite":
@@ -65,8 +73,8 @@ def create_server_engine(db_url: str) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True,
-                               connect_args={"connect_timeout": 5})
+    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True, pool_timeout=5,
+                               connect_args=_pg_connect_args(pgbouncer))
 
 
 def create_sync_engine(db_url: str) -> Engine:

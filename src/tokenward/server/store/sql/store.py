@@ -41,8 +41,8 @@ class SqlStore:
         self.engine = engine
 
     @classmethod
-    def from_url(cls, db_url: str) -> SqlStore:
-        return cls(create_server_engine(db_url))
+    def from_url(cls, db_url: str, *, pgbouncer: bool = False) -> SqlStore:
+        return cls(create_server_engine(db_url, pgbouncer=pgbouncer))
 
     @asynccontextmanager
     async def transaction(self, *, write: bool = False) -> AsyncIterator[Transaction]:
