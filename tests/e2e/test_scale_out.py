@@ -8,14 +8,13 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx2
 import pytest
 
-from tests.conftest import BACKENDS, create_pg_database, dispose, drop_pg_database, new_server
+from tests.conftest import BACKENDS, create_pg_database, drop_pg_database
 from tests.support import ServerProcess, authorize, exchange_code, free_port, hidden_fields, query_of
 from tokenward.protocol import pkce
 
@@ -126,15 +125,8 @@ def test_database_outage_answers_503_fast_and_loses_nothing(tmp_path: Path) -> N
         drop_pg_database(direct)
 
 
-@pytest.fixture(params=BACKENDS)
-def killable(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerProcess]:
-    proc = new_server(tmp_path / "server", request.param)
-    yield proc
-    dispose(proc)
-
-
-def test_sigkill_mid_refresh_never_accepts_a_refresh_token_twice(killable: ServerProcess) -> None:
-    server = killable
+def test_sigkill_mid_refresh_never_accepts_a_refresh_token_twice(fresh_server: ServerProcess) -> None:
+    server = fresh_server
     server.start()
     client = server.add_client(public=True, redirect_uri="http://127.0.0.1/cb")
     user = server.add_user()

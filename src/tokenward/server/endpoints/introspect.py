@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from tokenward.protocol.errors import InvalidClientError, InvalidRequestError
+from tokenward.protocol.hints import lookup_order
 from tokenward.server.audit import audit
 from tokenward.server.client_auth import authenticate_request
 from tokenward.server.crypto import token_hash
@@ -40,9 +41,7 @@ class IntrospectionEndpoint:
             if token is None:
                 raise InvalidRequestError("token is required.")
             now = int(time.time())
-            order = (self._refresh, self._access)
-            if form.get("token_type_hint") == "access_token":
-                order = (self._access, self._refresh)
+            order = lookup_order(form.get("token_type_hint"), self._refresh, self._access)
             answer = dict(INACTIVE)
             for look in order:
                 found = await look(tx, caller, token, now)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 
 from tokenward.protocol.errors import InvalidRequestError
+from tokenward.protocol.hints import lookup_order
 from tokenward.server.audit import audit
 from tokenward.server.client_auth import authenticate_request
 from tokenward.server.crypto import token_hash
@@ -35,9 +36,7 @@ class RevocationEndpoint:
             if token is None:
                 raise InvalidRequestError("token is required.")
             now = int(time.time())
-            order = (self._refresh, self._access)
-            if form.get("token_type_hint") == "access_token":
-                order = (self._access, self._refresh)
+            order = lookup_order(form.get("token_type_hint"), self._refresh, self._access)
             for revoke in order:
                 revoked = await revoke(tx, client.client_id, token, now)
                 if revoked is not None:
