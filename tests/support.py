@@ -64,7 +64,10 @@ class ServerProcess:
             [TOKENWARD, "serve", "--host", "127.0.0.1", "--port", str(port), "--db", self.db_url,
              "--workers", str(workers), *extra],
             stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
-            env={**os.environ, "TOKENWARD_KEK_FILE": str(self.workdir / "tokenward.kek"), **(env or {})},
+            # Shared test servers see thousands of deliberate failures from 127.0.0.1: rate limits are off
+            # unless a test turns them on (tests/e2e/test_rate_limits.py runs with the defaults).
+            env={**os.environ, "TOKENWARD_KEK_FILE": str(self.workdir / "tokenward.kek"),
+                 "TOKENWARD_RATE_LIMITS": "off", **(env or {})},
             start_new_session=True,
         )
         deadline = time.monotonic() + 30

@@ -100,3 +100,15 @@ class MethodNotAllowedError(InvalidRequestError):
 
 class RequestTooLargeError(InvalidRequestError):
     status = 413
+
+
+class SlowDownError(OAuthError):
+    """Too many failed attempts: 429 with ``Retry-After``. ``slow_down`` is the registered OAuth error code
+    for "ask less often" (RFC 8628 §3.5, IANA OAuth Extensions Error Registry)."""
+
+    error = "slow_down"
+    status = 429
+
+    def __init__(self, description: str = "", *, retry_after: int, debug: str = "") -> None:
+        super().__init__(description, debug=debug)
+        self.retry_after = max(1, retry_after)

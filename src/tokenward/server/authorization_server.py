@@ -10,6 +10,7 @@ from tokenward.server.endpoints.introspect import IntrospectionEndpoint
 from tokenward.server.endpoints.revoke import RevocationEndpoint
 from tokenward.server.endpoints.token import TokenEndpoint
 from tokenward.server.keys import KeyRing, ensure_signing_keys
+from tokenward.server.rate_limit import RateLimiter
 from tokenward.server.settings import Settings
 from tokenward.server.store.protocols import Store
 from tokenward.server.store.sql.store import SqlStore
@@ -29,6 +30,7 @@ class AuthorizationServer:
     token: TokenEndpoint
     revocation: RevocationEndpoint
     introspection: IntrospectionEndpoint
+    limiter: RateLimiter
 
     @classmethod
     async def open(cls, settings: Settings) -> AuthorizationServer:
@@ -38,9 +40,11 @@ class AuthorizationServer:
         async with store.transaction(write=True) as tx:
             await ensure_signing_keys(tx, box, settings.signing_algs, int(time.time()))
         keys = KeyRing(store, box, cache_seconds=settings.key_cache_seconds)
-        return cls(settings=settings, store=store, keys=keys, box=box, token=TokenEndpoint(settings, store, keys, box),
-                   revocation=RevocationEndpoint(settings, store, keys),
-                   introspection=IntrospectionEndpoint(settings, store, keys))
+        limiter = RateLimiter(store, settings.rate_limit_policies, enabled=settings.rate_limits)
+        return cls(settings=settings, store=store, keys=keys, box=box, limiter=limiter,
+                   token=TokenEndpoint(settings, store, keys, box, limiter),
+                   revocation=RevocationEndpoint(settings, store, keys, limiter),
+                   introspection=IntrospectionEndpoint(settings, store, keys, limiter))
 
     async def close(self) -> None:
         await self.store.close()

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field, replace
 
 from tokenward.protocol.types import SigningAlg
+from tokenward.server.rate_limit import RateLimitPolicies, RateLimitPolicy
 
 DEFAULT_DB_URL = "sqlite:///./tokenward.db"
 
@@ -53,6 +54,11 @@ class Settings:
     metrics: bool = False
     # PostgreSQL behind pgbouncer in transaction mode: no prepared statements, no startup options.
     pgbouncer: bool = False
+    # Brute-force protection (rate_limit.py): on by default.
+    rate_limits: bool = True
+    rate_limit_policies: RateLimitPolicies = field(default_factory=RateLimitPolicies)
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (comma-separated IPs or CIDRs).
+    trusted_proxies: str = ""
 
     def refresh_grace(self, public: bool) -> int:
         return self.refresh_grace_public if public else self.refresh_grace_confidential
@@ -86,6 +92,18 @@ class Settings:
             changes["metrics"] = True
         if env.get("TOKENWARD_PGBOUNCER", "").lower() in ("1", "true", "yes"):
             changes["pgbouncer"] = True
+        if env.get("TOKENWARD_RATE_LIMITS", "").lower() in ("0", "off", "false", "no"):
+            changes["rate_limits"] = False
+        policies = RateLimitPolicies()
+        for var, attr in (("CLIENT", "client"), ("CLIENT_IP", "client_ip"), ("LOGIN_USER", "login_user"),
+                          ("LOGIN_IP", "login_ip")):
+            if f"TOKENWARD_RATE_LIMIT_{var}" in env:
+                base = getattr(policies, attr)
+                policies = replace(policies, **{attr: RateLimitPolicy.parse(
+                    env[f"TOKENWARD_RATE_LIMIT_{var}"], base.lock, base.max_lock)})
+        changes["rate_limit_policies"] = policies
+        if "TOKENWARD_TRUSTED_PROXIES" in env:
+            changes["trusted_proxies"] = env["TOKENWARD_TRUSTED_PROXIES"]
         if "TOKENWARD_ISSUER" in env:
             changes["issuer"] = env["TOKENWARD_ISSUER"]
         if "TOKENWARD_DB" in env:

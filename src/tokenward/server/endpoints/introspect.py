@@ -19,6 +19,7 @@ from tokenward.server.crypto import token_hash
 from tokenward.server.jwt_access_token import read_own_access_token
 from tokenward.server.keys import KeyRing
 from tokenward.server.model import Client
+from tokenward.server.rate_limit import RateLimiter
 from tokenward.server.settings import Settings
 from tokenward.server.store.protocols import Store, Transaction
 
@@ -27,14 +28,17 @@ ACCESS_TOKEN_FIELDS = ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", 
 
 
 class IntrospectionEndpoint:
-    def __init__(self, settings: Settings, store: Store, keys: KeyRing) -> None:
+    def __init__(self, settings: Settings, store: Store, keys: KeyRing, limiter: RateLimiter) -> None:
         self.settings = settings
         self.store = store
         self.keys = keys
+        self.limiter = limiter
 
-    async def handle(self, authorization: str | None, form: dict[str, str]) -> dict[str, Any]:
+    async def handle(self, authorization: str | None, form: dict[str, str], ip: str | None = None) -> dict[str, Any]:
         token = form.get("token")
-        async with self.store.transaction() as tx:
+        limited = self.limiter.client_keys(authorization, form, ip)
+        async with self.limiter.counting_client_failures(limited), self.store.transaction() as tx:
+            await self.limiter.check(tx, limited)
             caller = await authenticate_request(tx, authorization, form)
             if caller.public:
                 raise InvalidClientError("Public clients may not introspect tokens.")

@@ -17,6 +17,7 @@ from tokenward.server.client_auth import authenticate_request
 from tokenward.server.crypto import token_hash
 from tokenward.server.jwt_access_token import read_own_access_token
 from tokenward.server.keys import KeyRing
+from tokenward.server.rate_limit import RateLimiter
 from tokenward.server.settings import Settings
 from tokenward.server.store.protocols import Store, Transaction
 
@@ -24,14 +25,17 @@ NOT_YOURS = "The token was not issued to this client."
 
 
 class RevocationEndpoint:
-    def __init__(self, settings: Settings, store: Store, keys: KeyRing) -> None:
+    def __init__(self, settings: Settings, store: Store, keys: KeyRing, limiter: RateLimiter) -> None:
         self.settings = settings
         self.store = store
         self.keys = keys
+        self.limiter = limiter
 
-    async def handle(self, authorization: str | None, form: dict[str, str]) -> None:
+    async def handle(self, authorization: str | None, form: dict[str, str], ip: str | None = None) -> None:
         token = form.get("token")
-        async with self.store.transaction(write=True) as tx:
+        limited = self.limiter.client_keys(authorization, form, ip)
+        async with self.limiter.counting_client_failures(limited), self.store.transaction(write=True) as tx:
+            await self.limiter.check(tx, limited)
             client = await authenticate_request(tx, authorization, form)
             if token is None:
                 raise InvalidRequestError("token is required.")

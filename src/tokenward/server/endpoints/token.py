@@ -18,6 +18,7 @@ from tokenward.server.grants import GRANTS
 from tokenward.server.grants.base import GrantContext, GrantHandler, TokenResponse
 from tokenward.server.keys import KeyRing
 from tokenward.server.model import Client
+from tokenward.server.rate_limit import RateLimiter
 from tokenward.server.settings import Settings
 from tokenward.server.store.protocols import Store
 
@@ -41,16 +42,21 @@ def check_grant_allowed(client: Client, grant_type: GrantType) -> None:
 class TokenEndpoint:
     """``POST /token``. Used by: the web adapter (web/app.py)."""
 
-    def __init__(self, settings: Settings, store: Store, keys: KeyRing, box: SecretBox) -> None:
+    def __init__(self, settings: Settings, store: Store, keys: KeyRing, box: SecretBox, limiter: RateLimiter
+                 ) -> None:
         self.settings = settings
         self.store = store
         self.keys = keys
         self.box = box
+        self.limiter = limiter
 
-    async def handle(self, authorization: str | None, form: dict[str, str]) -> TokenResponse:
+    async def handle(self, authorization: str | None, form: dict[str, str], ip: str | None = None
+                     ) -> TokenResponse:
         # Client credentials write nothing; every other grant takes the write lock up front.
         write = form.get("grant_type") != GrantType.CLIENT_CREDENTIALS
-        async with self.store.transaction(write=write) as tx:
+        limited = self.limiter.client_keys(authorization, form, ip)
+        async with self.limiter.counting_client_failures(limited), self.store.transaction(write=write) as tx:
+            await self.limiter.check(tx, limited)
             client = await authenticate_request(tx, authorization, form)
             grant_type, exchange = select_grant(form)
             check_grant_allowed(client, grant_type)

@@ -106,6 +106,20 @@ class KeyStore(Protocol):
     async def schedule_key_retirement(self, kid: str, retires_at: int, expires_at: int) -> None: ...
 
 
+class RateLimitStore(Protocol):
+    async def lockout_seconds(self, keys: Sequence[str], now: int) -> int:
+        """How long the longest lock among ``keys`` still lasts (0: none is locked)."""
+        ...
+
+    async def record_failure(self, key: str, now: int, *, limit: int, window: int, lock: int, max_lock: int
+                             ) -> None:
+        """Count a failure; from the ``limit``-th failure in ``window`` on, lock for ``lock`` seconds,
+        doubling with every further failure up to ``max_lock``."""
+        ...
+
+    async def clear_failures(self, key: str) -> None: ...
+
+
 class MaintenanceStore(Protocol):
     async def lock_maintenance(self) -> None:
         """Serialise maintenance across processes for the rest of this transaction."""
@@ -118,7 +132,7 @@ class MaintenanceStore(Protocol):
 
 class Transaction(
     ClientStore, UserStore, SessionStore, AuthorizationRequestStore, ConsentStore, CodeStore, GrantStore,
-    TokenStore, KeyStore, MaintenanceStore, Protocol,
+    TokenStore, KeyStore, RateLimitStore, MaintenanceStore, Protocol,
 ):
     """All aggregates, seen through one database transaction."""
 

@@ -46,6 +46,11 @@ def request_id(request: Request) -> str:
     return rid
 
 
+def client_ip(request: Request) -> str | None:
+    """The peer address; uvicorn replaces it with X-Forwarded-For only for trusted proxies."""
+    return request.client.host if request.client else None
+
+
 def server_of(request: Request) -> AuthorizationServer:
     server: AuthorizationServer = request.app.state.server
     return server
@@ -57,7 +62,7 @@ async def token(request: Request) -> Response:
     if request.method != "POST":
         raise MethodNotAllowedError("The token endpoint only accepts POST.")
     form = await to_form(request, server.settings.max_body_bytes)
-    result = await server.token.handle(request.headers.get("authorization"), form)
+    result = await server.token.handle(request.headers.get("authorization"), form, client_ip(request))
     return json_response(result.to_wire())
 
 
@@ -67,7 +72,7 @@ async def revoke(request: Request) -> Response:
     if request.method != "POST":
         raise MethodNotAllowedError("The revocation endpoint only accepts POST.")
     form = await to_form(request, server.settings.max_body_bytes)
-    await server.revocation.handle(request.headers.get("authorization"), form)
+    await server.revocation.handle(request.headers.get("authorization"), form, client_ip(request))
     return Response(status_code=200, headers={"Cache-Control": "no-store"})
 
 
@@ -77,7 +82,8 @@ async def introspect(request: Request) -> Response:
     if request.method != "POST":
         raise MethodNotAllowedError("The introspection endpoint only accepts POST.")
     form = await to_form(request, server.settings.max_body_bytes)
-    return json_response(await server.introspection.handle(request.headers.get("authorization"), form))
+    return json_response(await server.introspection.handle(request.headers.get("authorization"), form,
+                                                           client_ip(request)))
 
 
 async def metadata(request: Request) -> Response:

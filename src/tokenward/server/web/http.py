@@ -9,7 +9,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from tokenward.protocol.errors import InvalidRequestError, OAuthError, RequestTooLargeError
+from tokenward.protocol.errors import InvalidRequestError, OAuthError, RequestTooLargeError, SlowDownError
 from tokenward.protocol.form import is_form_content_type, parse_form
 
 log = logging.getLogger("tokenward.server")
@@ -56,6 +56,8 @@ def error_response(error: OAuthError, *, realm: str, request_id: str) -> Respons
         headers["Allow"] = "POST"
     if error.status == 503:
         headers["Retry-After"] = "5"
+    if isinstance(error, SlowDownError):
+        headers["Retry-After"] = str(error.retry_after)
     log.info("oauth error %s", error.error,
              extra={"request_id": request_id, "debug": error.debug or error.description})
     return json_response(error.to_wire(), status=error.status, headers=headers)

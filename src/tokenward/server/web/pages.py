@@ -138,6 +138,7 @@ async def login(request: Request) -> Response:
     if isinstance(form, Response):
         return form
     username, password = form.get("username", ""), form.get("password", "")
+    limited = server.limiter.login_keys(username, request.client.host if request.client else None)
     async with server.store.transaction(write=True) as tx:
         found = await _pending(request, tx, form.get("request"), now)
         if isinstance(found, Response):
@@ -145,14 +146,23 @@ async def login(request: Request) -> Response:
         pending, session = found
         if not csrf_matches(pending.csrf_token, form.get("csrf_token")):
             return error_page(request, "The form has expired. Go back to the application and start again.", 403)
+        locked_for = await server.limiter.retry_after(tx, limited)
         user = await tx.get_user_by_username(username)
         client = await tx.get_client(pending.client_id)
+    if locked_for:  # same answer whether or not the user exists
+        audit("login.failed", client_id=pending.client_id, reason="locked")
+        response = render(request, "login.html", {"pending": pending, "client": client, "error":
+                          f"Too many failed sign-in attempts. Try again in {locked_for} seconds."}, 429)
+        response.headers["Retry-After"] = str(locked_for)
+        return response
     # argon2 runs outside the transaction so a slow hash never holds the database lock.
     ok = verify_password(user.password_hash if user else None, password)
     if not ok or user is None:
+        await server.limiter.record(limited)
         audit("login.failed", client_id=pending.client_id, sub=user.id if user else None)
         return render(request, "login.html", {"pending": pending, "client": client,
                                               "error": "The username or password is incorrect."}, 401)
+    await server.limiter.clear(limited[0][0])
     secret = new_session_secret()  # a new session id at login (no session fixation)
     async with server.store.transaction(write=True) as tx:
         await tx.delete_session(session.id_hash)

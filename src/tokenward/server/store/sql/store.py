@@ -12,6 +12,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import delete, insert, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -353,6 +355,31 @@ class SqlTransaction:
             await self._conn.execute(insert(t.access_tokens).values(
                 jti=jti, grant_id=None, client_id=client_id, expires_at=expires_at, revoked_at=now))
 
+    # rate limits
+    async def lockout_seconds(self, keys: Sequence[str], now: int) -> int:
+        rows = await self._conn.execute(select(t.rate_limits.c.locked_until).where(
+            t.rate_limits.c.key.in_(list(keys)), t.rate_limits.c.locked_until > now))
+        return max((r.locked_until - now for r in rows), default=0)
+
+    async def record_failure(self, key: str, now: int, *, limit: int, window: int, lock: int, max_lock: int
+                             ) -> None:
+        c = t.rate_limits.c
+        insert_new = (sqlite_insert if self._conn.dialect.name == "sqlite" else pg_insert)(t.rate_limits)
+        await self._conn.execute(insert_new.values(key=key, window_start=now, failures=0, locked_until=0)
+                                 .on_conflict_do_nothing(index_elements=["key"]))
+        row = (await self._conn.execute(select(t.rate_limits).where(c.key == key).with_for_update())).one()
+        failures, start = row.failures + 1, row.window_start
+        if start + window <= now and row.locked_until <= now:  # a new window
+            failures, start = 1, now
+        locked_until = row.locked_until
+        if failures >= limit:
+            locked_until = now + min(lock * 2 ** min(failures - limit, 20), max_lock)
+        await self._conn.execute(update(t.rate_limits).where(c.key == key).values(
+            failures=failures, window_start=start, locked_until=locked_until))
+
+    async def clear_failures(self, key: str) -> None:
+        await self._conn.execute(delete(t.rate_limits).where(t.rate_limits.c.key == key))
+
     # maintenance
     async def lock_maintenance(self) -> None:
         if self._conn.dialect.name == "postgresql":  # SQLite's BEGIN IMMEDIATE already excludes other writers
@@ -376,6 +403,8 @@ class SqlTransaction:
         await self._conn.execute(update(t.refresh_tokens).where(
             t.refresh_tokens.c.successor_sealed.is_not(None), t.refresh_tokens.c.consumed_at < successor_until
         ).values(successor_sealed=None))
+        await run("rate_limits", delete(t.rate_limits).where(
+            t.rate_limits.c.locked_until < now, t.rate_limits.c.window_start < now - 86400))
         await run("signing_keys", delete(t.signing_keys).where(
             t.signing_keys.c.expires_at.is_not(None), t.signing_keys.c.expires_at < now))
         return counts

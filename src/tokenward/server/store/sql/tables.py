@@ -139,6 +139,14 @@ authorization_requests = Table(
     Column("expires_at", BigInteger, nullable=False),
 )
 
+rate_limits = Table(
+    "rate_limits", metadata,
+    Column("key", String(200), primary_key=True),  # "client:<id>", "ip:<addr>", "user:<name>"
+    Column("window_start", BigInteger, nullable=False),
+    Column("failures", Integer, nullable=False),
+    Column("locked_until", BigInteger, nullable=False),
+)
+
 signing_keys = Table(
     "signing_keys", metadata,
     Column("kid", String(64), primary_key=True),

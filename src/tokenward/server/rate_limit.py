@@ -1,0 +1,102 @@
+"""Brute-force protection: failed client authentications and failed logins are counted per account and per
+IP address in the database, so every worker and host enforces the same limits.
+
+From the ``limit``-th failure in a window the key is locked for ``lock`` seconds, doubling with every
+further failure up to ``max_lock``; while locked, even correct credentials get 429 ``slow_down`` with
+``Retry-After`` (otherwise guessing would simply continue). A successful login clears its username's count.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from tokenward.protocol.credentials import parse_client_credentials
+from tokenward.protocol.errors import InvalidClientError, InvalidRequestError, SlowDownError
+from tokenward.server.store.protocols import RateLimitStore, Store
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitPolicy:
+    limit: int  # failures within ``window`` seconds that trigger a lock
+    window: int
+    lock: int  # first lock, seconds; doubles per further failure
+    max_lock: int
+
+    @classmethod
+    def parse(cls, text: str, lock: int, max_lock: int) -> RateLimitPolicy:
+        """``"10/60"``: 10 failures per 60 s; ``"10/60/30"`` also sets the first lock to 30 s."""
+        parts = [int(p) for p in text.split("/")]
+        return cls(parts[0], parts[1], parts[2] if len(parts) > 2 else lock, max_lock)
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitPolicies:
+    client: RateLimitPolicy = RateLimitPolicy(10, 60, 60, 3600)
+    client_ip: RateLimitPolicy = RateLimitPolicy(100, 60, 60, 3600)
+    login_user: RateLimitPolicy = RateLimitPolicy(5, 300, 30, 900)
+    login_ip: RateLimitPolicy = RateLimitPolicy(30, 300, 30, 900)
+
+
+Keys = list[tuple[str, RateLimitPolicy]]
+
+
+class RateLimiter:
+    """Used by: the token, revocation and introspection endpoints (clients) and the login page (users)."""
+
+    def __init__(self, store: Store, policies: RateLimitPolicies, *, enabled: bool = True) -> None:
+        self.store = store
+        self.policies = policies
+        self.enabled = enabled
+
+    def client_keys(self, authorization: str | None, form: dict[str, str], ip: str | None) -> Keys:
+        try:
+            credentials = parse_client_credentials(authorization, form)
+        except InvalidRequestError:
+            credentials = None
+        keys: Keys = []
+        if credentials is not None:
+            keys.append((f"client:{credentials.client_id[:150]}", self.policies.client))
+        if ip:
+            keys.append((f"ip:{ip}", self.policies.client_ip))
+        return keys
+
+    def login_keys(self, username: str, ip: str | None) -> Keys:
+        keys: Keys = [(f"user:{username.casefold()[:150]}", self.policies.login_user)]
+        if ip:
+            keys.append((f"login-ip:{ip}", self.policies.login_ip))
+        return keys
+
+    async def retry_after(self, tx: RateLimitStore, keys: Keys) -> int:
+        if not self.enabled or not keys:
+            return 0
+        return await tx.lockout_seconds([k for k, _ in keys], int(time.time()))
+
+    async def check(self, tx: RateLimitStore, keys: Keys) -> None:
+        wait = await self.retry_after(tx, keys)
+        if wait:
+            raise SlowDownError("Too many failed attempts; try again later.", retry_after=wait)
+
+    async def record(self, keys: Keys) -> None:
+        if not self.enabled or not keys:
+            return
+        now = int(time.time())
+        async with self.store.transaction(write=True) as tx:
+            for key, p in keys:
+                await tx.record_failure(key, now, limit=p.limit, window=p.window, lock=p.lock, max_lock=p.max_lock)
+
+    async def clear(self, key: str) -> None:
+        if self.enabled:
+            async with self.store.transaction(write=True) as tx:
+                await tx.clear_failures(key)
+
+    @asynccontextmanager
+    async def counting_client_failures(self, keys: Keys) -> AsyncIterator[None]:
+        """Record a failure when the block raises ``invalid_client`` (after its transaction rolled back)."""
+        try:
+            yield
+        except InvalidClientError:
+            await self.record(keys)
+            raise

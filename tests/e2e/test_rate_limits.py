@@ -1,0 +1,88 @@
+"""Brute-force protection across two worker processes: limits trip, answer 429 with Retry-After, recover
+after the lock, and X-Forwarded-For counts only from a trusted proxy."""
+
+from __future__ import annotations
+
+import time
+
+import httpx2
+
+from tests.support import PASSWORD, ServerProcess, hidden_fields
+from tokenward.protocol import pkce
+
+LIMITS = {"TOKENWARD_RATE_LIMITS": "on", "TOKENWARD_RATE_LIMIT_CLIENT": "3/60/3",
+          "TOKENWARD_RATE_LIMIT_CLIENT_IP": "6/60/3", "TOKENWARD_RATE_LIMIT_LOGIN_USER": "3/60/3",
+          "TOKENWARD_RATE_LIMIT_LOGIN_IP": "100/60/3"}
+
+
+def cc(server: ServerProcess, client_id: str, secret: str, headers: dict[str, str] | None = None) -> httpx2.Response:
+    return httpx2.post(server.base_url + "/token", data={"grant_type": "client_credentials"},
+                       auth=(client_id, secret), headers=headers)
+
+
+def test_failed_client_authentication_locks_client_then_recovers(fresh_server: ServerProcess) -> None:
+    server = fresh_server
+    server.start(workers=2, env=LIMITS)
+    client = server.add_client(grant_types=("client_credentials",), redirect_uri=None)
+    assert client.client_secret
+    for _ in range(3):
+        assert cc(server, client.client_id, "wrong-secret").status_code == 401
+    locked = cc(server, client.client_id, client.client_secret)  # even the right secret waits
+    assert locked.status_code == 429
+    assert locked.json()["error"] == "slow_down" and locked.headers["cache-control"] == "no-store"
+    assert 1 <= int(locked.headers["retry-after"]) <= 3
+    other = server.add_client(grant_types=("client_credentials",), redirect_uri=None)
+    assert other.client_secret and cc(server, other.client_id, other.client_secret).status_code == 200
+    time.sleep(int(locked.headers["retry-after"]) + 0.5)
+    assert cc(server, client.client_id, client.client_secret).status_code == 200
+    # the same counters guard revocation and introspection
+    for _ in range(3):
+        httpx2.post(server.base_url + "/introspect", data={"token": "x"}, auth=(client.client_id, "nope"))
+    assert httpx2.post(server.base_url + "/revoke", data={"token": "x"},
+                       auth=(client.client_id, client.client_secret)).status_code == 429
+
+
+def test_forwarded_for_counts_only_behind_trusted_proxy(fresh_server: ServerProcess) -> None:
+    server = fresh_server
+    server.start("--trusted-proxy", "127.0.0.1", env=LIMITS)
+    client = server.add_client(grant_types=("client_credentials",), redirect_uri=None)
+    assert client.client_secret
+    attacker = {"X-Forwarded-For": "203.0.113.7"}
+    for i in range(6):  # six different unknown clients from one address: the per-IP limit
+        assert cc(server, f"nobody-{i}", "x", attacker).status_code == 401
+    assert cc(server, client.client_id, client.client_secret, attacker).status_code == 429
+    assert cc(server, client.client_id, client.client_secret, {"X-Forwarded-For": "198.51.100.1"}).status_code == 200
+
+
+def test_forwarded_for_is_ignored_from_untrusted_peers(fresh_server: ServerProcess) -> None:
+    server = fresh_server
+    server.start(env=LIMITS)
+    client = server.add_client(grant_types=("client_credentials",), redirect_uri=None)
+    assert client.client_secret
+    for i in range(6):  # rotating the header does not dodge the per-IP limit: the peer is 127.0.0.1
+        assert cc(server, f"nobody-{i}", "x", {"X-Forwarded-For": f"203.0.113.{i}"}).status_code == 401
+    assert cc(server, client.client_id, client.client_secret).status_code == 429
+
+
+def login_attempt(server: ServerProcess, client_id: str, username: str, password: str) -> httpx2.Response:
+    with httpx2.Client(base_url=server.base_url, follow_redirects=False) as browser:
+        r = browser.get("/authorize", params={
+            "response_type": "code", "client_id": client_id, "redirect_uri": "http://127.0.0.1:5/cb",
+            "code_challenge": pkce.s256(pkce.new_verifier()), "code_challenge_method": "S256"})
+        page = browser.get(r.headers["location"])
+        return browser.post("/login", data={**hidden_fields(page.text), "username": username, "password": password})
+
+
+def test_failed_logins_lock_username_without_revealing_whether_it_exists(fresh_server: ServerProcess) -> None:
+    server = fresh_server
+    server.start(workers=2, env=LIMITS)
+    client = server.add_client(public=True, redirect_uri="http://127.0.0.1/cb")
+    user = server.add_user()
+    for name in (user, "no-such-user"):
+        for _ in range(3):
+            assert login_attempt(server, client.client_id, name, "wrong password").status_code == 401
+        locked = login_attempt(server, client.client_id, name, PASSWORD)
+        assert locked.status_code == 429 and "Too many failed sign-in attempts" in locked.text
+        assert int(locked.headers["retry-after"]) >= 1
+    time.sleep(3.5)
+    assert login_attempt(server, client.client_id, user, PASSWORD).status_code == 303
