@@ -8,7 +8,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test bench lint typecheck chromium wrk clean
+.PHONY: run test bench fuzz lint typecheck chromium wrk clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11+ is required"; exit 1; }
@@ -32,6 +32,10 @@ bench: $(STAMP) wrk
 	PYTHONPATH=. $(BIN)/python -m bench.guard_bench
 	PYTHONPATH=. $(BIN)/python -m bench.api_bench
 
+## fuzz: schemathesis against a real server, 10,000 cases per operation (FUZZ_EXAMPLES to change)
+fuzz: $(STAMP)
+	$(BIN)/python scripts/fuzz.py
+
 ## run: serve the authorization server at http://127.0.0.1:8000 on ./tokenward.db (schema migrated on start)
 run: $(STAMP)
 	$(BIN)/tokenward serve --host $(HOST) --port $(PORT)
@@ -41,7 +45,7 @@ test: $(STAMP) chromium lint typecheck
 	$(BIN)/pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench scripts
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

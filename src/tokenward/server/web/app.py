@@ -33,6 +33,7 @@ from tokenward.server.settings import Settings
 from tokenward.server.store.protocols import StoreUnavailableError
 from tokenward.server.web import pages
 from tokenward.server.web.http import error_response, json_response, to_form
+from tokenward.server.web.openapi import openapi_document
 from tokenward.server.web.security import SecurityHeadersMiddleware
 
 log = logging.getLogger("tokenward.server")
@@ -92,6 +93,10 @@ async def metadata(request: Request) -> Response:
     body = authorization_server_metadata(settings.issuer, scopes=scopes,
                                          signing_algs=[a.value for a in settings.signing_algs])
     return JSONResponse(body, headers={"Cache-Control": "public, max-age=300"})
+
+
+async def openapi(request: Request) -> Response:
+    return JSONResponse(openapi_document(server_of(request).settings.issuer))
 
 
 async def jwks(request: Request) -> Response:
@@ -199,6 +204,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/introspect", oauth_endpoint(introspect), methods=ALL_METHODS),
         Route("/.well-known/oauth-authorization-server", oauth_endpoint(metadata)),
         Route("/jwks.json", oauth_endpoint(jwks)),
+        Route("/openapi.json", oauth_endpoint(openapi)),
         Mount("/static", StaticFiles(directory=str(Path(__file__).with_name("static"))), name="static"),
     ]
     observe = None

@@ -1,0 +1,125 @@
+"""The OpenAPI 3.1 description of the HTTP endpoints, served at /openapi.json.
+
+Hand-written (the endpoints take form bodies that no framework would describe well) and kept in sync with
+the routes table by tests/e2e/test_openapi.py; schemathesis fuzzes the server against it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+OAUTH_ERRORS = ["invalid_request", "invalid_client", "invalid_grant", "unauthorized_client",
+                "unsupported_grant_type", "invalid_scope", "invalid_target", "slow_down", "server_error",
+                "temporarily_unavailable"]
+
+NO_STORE = {"Cache-Control": {"schema": {"type": "string", "const": "no-store"}, "required": True}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "headers": NO_STORE,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OAuthError"}}}}
+
+
+def _form(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = required
+    return {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": schema}}}
+
+
+def _html(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"text/html": {"schema": {"type": "string"}}}}
+
+
+STR = {"type": "string"}
+CLIENT_AUTH_FIELDS = {"client_id": STR, "client_secret": STR}
+ENDPOINT_ERRORS = {
+    "400": _error("invalid_request, invalid_grant, invalid_scope, unsupported_grant_type, … (RFC 6749 §5.2)"),
+    "401": {**_error("invalid_client; a Basic challenge is sent"),
+            "headers": {**NO_STORE, "WWW-Authenticate": {"schema": STR, "required": True}}},
+    "405": _error("Only POST is accepted"),
+    "413": _error("The body is larger than the limit"),
+    "429": {**_error("slow_down: too many failed client authentications"),
+            "headers": {**NO_STORE, "Retry-After": {"schema": STR, "required": True}}},
+    "503": _error("temporarily_unavailable: the database cannot be reached"),
+}
+PAGE_RESPONSES = {"200": _html("The page"), "303": {"description": "Next step, or back to the client"},
+                  "400": _html("Error page"), "401": _html("Wrong username or password"),
+                  "403": _html("Cross-site form or expired form"), "413": _error("Body too large"),
+                  "429": _html("Too many failed sign-in attempts"), "503": _html("Database unavailable")}
+
+
+def openapi_document(issuer: str) -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Tokenward authorization server", "version": "1.0",
+                 "description": "OAuth 2.1 authorization server (RFC 6749, 7009, 7636, 7662, 8414, 9068, 9207)."},
+        "servers": [{"url": issuer}],
+        "components": {
+            "securitySchemes": {"clientSecretBasic": {"type": "http", "scheme": "basic"}},
+            "schemas": {
+                "OAuthError": {"type": "object", "required": ["error"], "properties": {
+                    "error": {"type": "string", "enum": OAUTH_ERRORS},
+                    "error_description": {"type": "string", "pattern": "^[\\x20-\\x21\\x23-\\x5B\\x5D-\\x7E]*$"}}},
+                "TokenResponse": {"type": "object", "required": ["access_token", "token_type", "expires_in"],
+                                  "properties": {"access_token": STR, "token_type": {"const": "Bearer"},
+                                                 "expires_in": {"type": "integer"}, "scope": STR,
+                                                 "refresh_token": STR}},
+                "Introspection": {"type": "object", "required": ["active"], "properties": {
+                    "active": {"type": "boolean"}, "scope": STR, "client_id": STR, "sub": STR,
+                    "aud": {"type": ["string", "array"]}, "iss": STR, "exp": {"type": "integer"},
+                    "iat": {"type": "integer"}, "jti": STR, "token_type": STR}},
+            },
+        },
+        "paths": {
+            "/": {"get": {"summary": "Home page", "responses": {"200": _html("What is running")}}},
+            "/authorize": {"get": {
+                "summary": "Authorization request (RFC 6749 §4.1.1, PKCE S256 required)",
+                "parameters": [{"name": n, "in": "query", "required": False, "schema": STR} for n in (
+                    "response_type", "client_id", "redirect_uri", "scope", "state", "code_challenge",
+                    "code_challenge_method", "resource")],
+                "responses": {"303": {"description": "To the login or consent page, or an error back to the client"},
+                              "400": _html("Unknown client or redirect URI: an error page, never a redirect"),
+                              "503": _html("Database unavailable")}}},
+            "/login": {
+                "get": {"summary": "Login page", "parameters": [{"name": "request", "in": "query", "schema": STR}],
+                        "responses": PAGE_RESPONSES},
+                "post": {"summary": "Sign in", "responses": PAGE_RESPONSES, "requestBody": _form({
+                    "request": STR, "csrf_token": STR, "username": STR, "password": STR})}},
+            "/consent": {
+                "get": {"summary": "Consent page", "parameters": [{"name": "request", "in": "query", "schema": STR}],
+                        "responses": PAGE_RESPONSES},
+                "post": {"summary": "Allow or deny", "requestBody": _form({
+                    "request": STR, "csrf_token": STR, "decision": {"type": "string", "enum": ["allow", "deny"]}}),
+                    "responses": PAGE_RESPONSES}},
+            "/token": {"post": {
+                "summary": "Token endpoint (RFC 6749 §3.2)", "security": [{"clientSecretBasic": []}, {}],
+                "requestBody": _form({"grant_type": {"type": "string", "enum": [
+                    "authorization_code", "refresh_token", "client_credentials"]}, "code": STR, "redirect_uri": STR,
+                    "code_verifier": STR, "refresh_token": STR, "scope": STR, "resource": STR,
+                    **CLIENT_AUTH_FIELDS}, ["grant_type"]),
+                "responses": {"200": {"description": "Tokens (RFC 6749 §5.1)", "headers": NO_STORE, "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/TokenResponse"}}}},
+                    **ENDPOINT_ERRORS}}},
+            "/revoke": {"post": {
+                "summary": "Token revocation (RFC 7009)", "security": [{"clientSecretBasic": []}, {}],
+                "requestBody": _form({"token": STR, "token_type_hint": STR, **CLIENT_AUTH_FIELDS}, ["token"]),
+                "responses": {"200": {"description": "Revoked, or unknown (always 200)", "headers": NO_STORE},
+                              **ENDPOINT_ERRORS}}},
+            "/introspect": {"post": {
+                "summary": "Token introspection (RFC 7662)", "security": [{"clientSecretBasic": []}],
+                "requestBody": _form({"token": STR, "token_type_hint": STR, **CLIENT_AUTH_FIELDS}, ["token"]),
+                "responses": {"200": {"description": "Token state", "headers": NO_STORE, "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/Introspection"}}}},
+                    **ENDPOINT_ERRORS}}},
+            "/.well-known/oauth-authorization-server": {"get": {
+                "summary": "Server metadata (RFC 8414)",
+                "responses": {"200": {"description": "Metadata", "content": {"application/json": {
+                    "schema": {"type": "object", "required": ["issuer", "token_endpoint", "jwks_uri"]}}}}}}},
+            "/jwks.json": {"get": {
+                "summary": "Public signing keys", "responses": {"200": {"description": "JWK Set", "content": {
+                    "application/json": {"schema": {"type": "object", "required": ["keys"]}}}}}}},
+            "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {
+                "description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+        },
+    }
