@@ -102,6 +102,12 @@ class RequestTooLargeError(InvalidRequestError):
     status = 413
 
 
+class RequestTimeoutError(InvalidRequestError):
+    """The client sent its body too slowly (408): one slow client must not hold a worker."""
+
+    status = 408
+
+
 class SlowDownError(OAuthError):
     """Too many failed attempts: 429 with ``Retry-After``. ``slow_down`` is the registered OAuth error code
     for "ask less often" (RFC 8628 §3.5, IANA OAuth Extensions Error Registry)."""

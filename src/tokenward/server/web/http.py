@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -9,7 +10,13 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from tokenward.protocol.errors import InvalidRequestError, OAuthError, RequestTooLargeError, SlowDownError
+from tokenward.protocol.errors import (
+    InvalidRequestError,
+    OAuthError,
+    RequestTimeoutError,
+    RequestTooLargeError,
+    SlowDownError,
+)
 from tokenward.protocol.form import is_form_content_type, parse_form
 
 log = logging.getLogger("tokenward.server")
@@ -17,18 +24,26 @@ log = logging.getLogger("tokenward.server")
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
+BODY_TIMEOUT_SECONDS = 10.0
+
+
 async def read_body(request: Request, max_bytes: int) -> bytes:
-    """The body, refusing more than ``max_bytes`` (413) without reading it all into memory first."""
+    """The body, refusing more than ``max_bytes`` (413) without reading it all into memory first, and
+    giving up on a client that takes more than 10 s to send it (408)."""
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
         raise RequestTooLargeError("The request body is too large.")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise RequestTooLargeError("The request body is too large.")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT_SECONDS):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise RequestTooLargeError("The request body is too large.")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise RequestTimeoutError("The request body was not received in time.") from None
     return b"".join(chunks)
 
 

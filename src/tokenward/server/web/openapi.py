@@ -38,6 +38,7 @@ ENDPOINT_ERRORS = {
     "401": {**_error("invalid_client; a Basic challenge is sent"),
             "headers": {**NO_STORE, "WWW-Authenticate": {"schema": STR, "required": True}}},
     "405": _error("Only POST is accepted"),
+    "408": _error("The body was not received within 10 s"),
     "413": _error("The body is larger than the limit"),
     "429": {**_error("slow_down: too many failed client authentications"),
             "headers": {**NO_STORE, "Retry-After": {"schema": STR, "required": True}}},
