@@ -63,7 +63,7 @@ class InsufficientScopeError(BearerError):
 
 
 def _quote(value: str) -> str:
-    return value if _QUOTABLE.match(value) else re.sub(r"[^\x20-\x21\x23-\x5B\x5D-\x7E]", "", value)
+    return value if _QUOTABLE.fullmatch(value) else re.sub(r"[^\x20-\x21\x23-\x5B\x5D-\x7E]", "", value)
 
 
 def bearer_token_from_headers(authorization_values: list[str], query_has_token: bool = False) -> str:

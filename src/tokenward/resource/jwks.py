@@ -43,13 +43,18 @@ class JwksCache:
         if now - self._attempted_at < 1.0:
             return False
         if now - self._fetched_at > self.max_age:
-            return True
+            # Stale: refetch so keys the issuer retired stop being trusted. While the issuer is down, keep
+            # the old keys and try again only every ``min_refetch_interval``.
+            return not self._keys or now - self._attempted_at >= self.min_refetch_interval
         if kid is not None and kid not in self._keys:
             if now - self._unknown_kid_fetch_at < self.min_refetch_interval:
                 return False
             self._unknown_kid_fetch_at = now
             return True
         return False
+
+    def is_stale(self) -> bool:
+        return time.monotonic() - self._fetched_at > self.max_age
 
     def _store(self, document: object) -> None:
         self._keys = parse_jwks(document)
@@ -70,6 +75,8 @@ class JwksCache:
                 self._store(response.json())
             except (httpx2.HTTPError, ValueError) as exc:
                 log.warning("JWKS fetch failed: %s", type(exc).__name__)
+            finally:
+                self._attempted_at = time.monotonic()  # waiters see this attempt and do not repeat it
 
     async def refresh(self, kid: str | None = None) -> None:
         """The async twin of ``refresh_sync``; concurrent tasks wait for one fetch."""
@@ -88,3 +95,5 @@ class JwksCache:
                 self._store(response.json())
             except (httpx2.HTTPError, ValueError) as exc:
                 log.warning("JWKS fetch failed: %s", type(exc).__name__)
+            finally:
+                self._attempted_at = time.monotonic()  # waiters see this attempt and do not repeat it

@@ -39,9 +39,18 @@ class _UnknownKey(Exception):
         self.kid = kid
 
 
+# The last character of a segment whose length is not a multiple of 4 carries unused bits that must be zero
+# (RFC 4648 §3.5): otherwise one signature has 4 or 16 spellings, which joserfc and PyJWT refuse too.
+_CANONICAL_LAST = ("", "", "AQgw", "AEIMQUYcgkosw048")  # by len(segment) % 4
+
+
 def _b64decode(segment: str) -> bytes:
-    """Strict base64url without padding: a character outside the alphabet is refused, never skipped."""
+    """Strict base64url without padding: a character outside the alphabet is refused, never skipped, and only
+    the canonical spelling is accepted."""
     if _B64URL.fullmatch(segment) is None:
+        raise InvalidTokenError("The access token is malformed.")
+    rest = len(segment) % 4
+    if rest and segment[-1] not in _CANONICAL_LAST[rest]:  # a length of 4n+1 is never valid base64
         raise InvalidTokenError("The access token is malformed.")
     try:
         return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
@@ -169,12 +178,13 @@ class JwtVerifier:
         return principal
 
     def _verify_known(self, token: str) -> Principal:
+        """The second attempt, after a refetch: stale keys are used if the issuer could not be reached."""
         try:
-            return self._verify(token)
+            return self._verify(token, allow_stale=True)
         except _UnknownKey:
             raise InvalidTokenError("The access token was signed with an unknown key.") from None
 
-    def _verify(self, token: str) -> Principal:
+    def _verify(self, token: str, *, allow_stale: bool = False) -> Principal:
         if len(token) > self.max_token_bytes:
             raise InvalidTokenError("The access token is too large.")
         if not token.isascii():
@@ -191,7 +201,7 @@ class JwtVerifier:
             self._headers[header_b64] = checked
         alg, kid = checked
         key = self.jwks.get(kid)
-        if key is None:
+        if key is None or (not allow_stale and self.jwks.is_stale()):  # stale: a retired key must stop working
             raise _UnknownKey(kid)
         if not key.allows(alg):
             raise InvalidTokenError("The access token's key does not match its algorithm.")
