@@ -865,3 +865,24 @@ def test_scope_match_is_exact_per_scope_token(verifier: JwtVerifier, keys: KeyRi
     for required in (["profile:read"], ["admin"], ["profile"]):
         with pytest.raises(InsufficientScopeError):
             verifier.verify_sync(token, required)
+
+
+
+def test_concurrent_first_requests_discover_the_jwks_once() -> None:
+    """50 threads hitting a fresh verifier share one discovery and one JWKS fetch (no cache is replaced)."""
+    import time as real_time
+
+    from tests.resource.jwt_kit import http_server
+    from tests.resource.jwt_kit import keyring as make_keyring
+
+    keys = make_keyring()
+    with http_server() as http:
+        # one document serves as both the metadata and the JWK Set
+        http.reset({"issuer": http.url, "jwks_uri": http.url + "/jwks", "keys": [keys.es256.jwk]})
+        http.delay = 0.2
+        verifier = JwtVerifier(issuer=http.url, audience=AUDIENCE)
+        token = keys.es256.token(claims_for(real_time.time(), iss=http.url))
+        results, errors = run_threads(50, lambda: verifier.verify_sync(token))
+        assert not errors and len(results) == 50
+        assert verifier.jwks.fetch_count == 1
+        assert len(http.requests) == 2  # one metadata request, one JWKS request

@@ -11,6 +11,7 @@ costs a dictionary lookup and the time-claim checks.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -109,6 +110,8 @@ class JwtVerifier:
         self._min_refetch_interval = min_refetch_interval
         self._jwks: JwksCache | None = JwksCache(jwks_uri, min_refetch_interval=min_refetch_interval) \
             if jwks_uri else None
+        self._discovery_locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
+        self._discovery_thread_lock = threading.Lock()
         self._cache: dict[str, Principal] = {}
         self._cache_lock = threading.Lock()
         self._headers: dict[str, tuple[str, str]] = {}  # header segment -> (alg, kid), already checked
@@ -120,18 +123,24 @@ class JwtVerifier:
             raise RuntimeError("the verifier has no JWKS yet; call discover() or pass jwks_uri")
         return self._jwks
 
-    def _use_metadata(self, metadata: dict[str, Any]) -> None:
-        self._jwks = JwksCache(metadata["jwks_uri"], min_refetch_interval=self._min_refetch_interval)
-
     async def ensure_ready(self) -> None:
+        """Discover the JWKS once; concurrent first requests wait for the same discovery."""
         if self._jwks is None:
-            self._use_metadata(await discover(self.issuer))
-            await self.jwks.refresh()
+            async with self._discovery_locks.setdefault(asyncio.get_running_loop(), asyncio.Lock()):
+                if self._jwks is None:
+                    cache = JwksCache((await discover(self.issuer))["jwks_uri"],
+                                      min_refetch_interval=self._min_refetch_interval)
+                    await cache.refresh()
+                    self._jwks = cache
 
     def ensure_ready_sync(self) -> None:
         if self._jwks is None:
-            self._use_metadata(discover_sync(self.issuer))
-            self.jwks.refresh_sync()
+            with self._discovery_thread_lock:
+                if self._jwks is None:
+                    cache = JwksCache(discover_sync(self.issuer)["jwks_uri"],
+                                      min_refetch_interval=self._min_refetch_interval)
+                    cache.refresh_sync()
+                    self._jwks = cache
 
     # -- verification
     async def verify(self, token: str, required_scopes: Iterable[str] = ()) -> Principal:
