@@ -7,7 +7,7 @@ revokes nothing (OAuth 2.1 §7.5.2); a valid replay revokes what the first redem
 from __future__ import annotations
 
 from tokenward.protocol import pkce
-from tokenward.protocol.errors import InvalidGrantError, InvalidRequestError, ReuseDetectedError
+from tokenward.protocol.errors import InvalidGrantError, InvalidRequestError, InvalidTargetError, ReuseDetectedError
 from tokenward.protocol.types import GrantType
 from tokenward.server.crypto import token_hash
 from tokenward.server.grants.base import GrantContext, TokenResponse, issue_for_grant, new_grant_id
@@ -29,8 +29,8 @@ async def exchange(ctx: GrantContext, client: Client, form: dict[str, str]) -> T
     if (code.redirect_uri_explicit or redirect_uri is not None) and redirect_uri != code.redirect_uri:
         raise InvalidGrantError("The redirect_uri does not match the authorization request.")
     resource = form.get("resource")
-    if resource is not None and resource != code.audience:
-        raise InvalidGrantError("The resource does not match the authorization request.")
+    if resource is not None and resource != code.audience:  # RFC 8707 §2
+        raise InvalidTargetError("The resource was not part of the authorization request.")
     pkce.verify(form.get("code_verifier"), code.code_challenge)
 
     grant_id = new_grant_id()
