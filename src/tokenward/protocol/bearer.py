@@ -83,6 +83,6 @@ def bearer_token_from_headers(authorization_values: list[str], query_has_token: 
     if query_has_token:
         raise InvalidBearerRequestError("Send the token in one place only.")
     token = rest.strip(" ")
-    if not token or not _TOKEN68.match(token):
+    if not token or not _TOKEN68.fullmatch(token):
         raise InvalidBearerRequestError("The Authorization header is malformed.")
     return token

@@ -12,10 +12,11 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import unquote_plus
 
-from .errors import InvalidRequestError
+from .errors import InvalidClientError, InvalidRequestError
 from .types import ClientAuthMethod
 
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9\-]*")
 _VSCHAR = re.compile(r"^[\x20-\x7E]*$")
 
 
@@ -35,7 +36,7 @@ def _form_decode(value: str) -> str:
         decoded = unquote_plus(value, errors="strict")
     except UnicodeDecodeError:
         raise InvalidRequestError("The client credentials are not properly form-encoded.") from None
-    if not _VSCHAR.match(decoded):
+    if not _VSCHAR.fullmatch(decoded):
         raise InvalidRequestError("The client credentials contain invalid characters.")
     return decoded
 
@@ -69,8 +70,11 @@ def parse_client_credentials(authorization: str | None, form: dict[str, str]) ->
     form_id = form.get("client_id")
     form_secret = form.get("client_secret")
     if authorization is not None:
-        if authorization.strip().partition(" ")[0].lower() != "basic":
-            raise InvalidRequestError("Only Basic client authentication is supported in the header.")
+        scheme = authorization.strip().partition(" ")[0]
+        if scheme.lower() != "basic":
+            if _SCHEME.fullmatch(scheme):  # RFC 6749 §5.2: an unsupported method is invalid_client (401)
+                raise InvalidClientError("Only Basic client authentication is supported in the header.")
+            raise InvalidRequestError("The Authorization header is malformed.")
         client_id, secret = parse_basic(authorization)
         if form_secret is not None:
             raise InvalidRequestError("Client authentication must use only one method.")

@@ -5,12 +5,14 @@ Parameters sent twice are ``invalid_request``; empty values count as omitted.
 
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qsl
 
 from .errors import InvalidRequestError
 
 MAX_FIELDS = 64
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
 def is_form_content_type(content_type: str | None) -> bool:
@@ -27,6 +29,8 @@ def parse_form(body: bytes) -> dict[str, str]:
     """
     try:
         text = body.decode("ascii")
+        if _BAD_ESCAPE.search(text):  # "%zz", "%4", a lone "%" (RFC 3986 §2.1); parse_qsl keeps them verbatim
+            raise ValueError("malformed percent-escape")
         pairs = parse_qsl(
             text, keep_blank_values=True, strict_parsing=False, encoding="utf-8", errors="strict",
             max_num_fields=MAX_FIELDS,
@@ -42,6 +46,8 @@ def parse_query(query: str) -> tuple[dict[str, str], frozenset[str]]:
     /authorize needs both: a duplicate ``client_id`` is an error page, a duplicate ``scope`` a redirect.
     """
     try:
+        if _BAD_ESCAPE.search(query):
+            raise ValueError("malformed percent-escape")
         pairs = parse_qsl(query, keep_blank_values=True, encoding="utf-8", errors="strict",
                           max_num_fields=MAX_FIELDS)
     except (UnicodeDecodeError, ValueError):

@@ -31,7 +31,7 @@ def validate_challenge(challenge: str | None, method: str | None) -> str:
         raise InvalidRequestError("code_challenge is required (PKCE with S256).")
     if method != "S256":
         raise InvalidRequestError("code_challenge_method must be S256.")
-    if not _PKCE_VALUE.match(challenge):
+    if not _PKCE_VALUE.fullmatch(challenge):
         raise InvalidRequestError("code_challenge is malformed.")
     return challenge
 
@@ -44,7 +44,7 @@ def verify(verifier: str | None, challenge: str) -> None:
     """
     if not verifier:
         raise InvalidRequestError("code_verifier is required.")
-    if not _PKCE_VALUE.match(verifier):
+    if not _PKCE_VALUE.fullmatch(verifier):
         raise InvalidRequestError("code_verifier is malformed.")
     if not hmac.compare_digest(s256(verifier), challenge):
         raise InvalidGrantError("The code_verifier does not match the code_challenge.")

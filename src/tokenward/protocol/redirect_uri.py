@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import SplitResult, urlsplit
 
 LOOPBACK_HOSTS = ("127.0.0.1", "[::1]")
+# As written: "http://", a loopback literal, an optional port, then nothing or the path, query or fragment.
+# Matched on the raw string because urlsplit lower-cases the scheme and takes "127.0.0.1:80@evil" as userinfo.
+_LOOPBACK = re.compile(r"(http://(?:127\.0\.0\.1|\[::1\]))(?::[0-9]*)?((?:[/?#].*)?)", re.DOTALL)
 
 
 class RedirectUriError(ValueError):
@@ -21,18 +25,14 @@ def _split(uri: str) -> SplitResult | None:
 
 
 def is_loopback(uri: str) -> bool:
-    """True for ``http://127.0.0.1…`` and ``http://[::1]…`` exactly as written (no ``localhost``)."""
-    parts = _split(uri)
-    if parts is None or parts.scheme != "http":
-        return False
-    host = parts.netloc.rsplit(":", 1)[0] if not parts.netloc.endswith("]") else parts.netloc
-    return host in LOOPBACK_HOSTS
+    """True for ``http://127.0.0.1…`` and ``http://[::1]…`` exactly as written (no ``localhost``, no userinfo)."""
+    return _LOOPBACK.fullmatch(uri) is not None and _split(uri) is not None
 
 
-def _without_port(parts: SplitResult) -> str:
-    host = parts.netloc
-    host = host[:host.index("]") + 1] if host.startswith("[") else host.rsplit(":", 1)[0]
-    return parts._replace(netloc=host).geturl()
+def _without_port(uri: str) -> str:
+    """A loopback URI exactly as written, minus its port; every other character still counts."""
+    match = _LOOPBACK.fullmatch(uri)
+    return match.group(1) + match.group(2) if match else uri
 
 
 def validate_registration(uri: str) -> str:
@@ -60,13 +60,5 @@ def matches(requested: str, registered: list[str]) -> bool:
         return True
     if not is_loopback(requested):
         return False
-    req = _split(requested)
-    if req is None:
-        return False
-    stripped = _without_port(req)
-    for candidate in registered:
-        if is_loopback(candidate):
-            reg = _split(candidate)
-            if reg is not None and _without_port(reg) == stripped:
-                return True
-    return False
+    stripped = _without_port(requested)
+    return any(is_loopback(candidate) and _without_port(candidate) == stripped for candidate in registered)

@@ -22,7 +22,7 @@ class Scope(frozenset[str]):
         if not value:
             return cls()
         tokens = [t for t in value.split(" ") if t]
-        if any(not _SCOPE_TOKEN.match(t) for t in tokens):
+        if any(not _SCOPE_TOKEN.fullmatch(t) for t in tokens):
             raise InvalidScopeError("The scope is malformed.")
         return cls(tokens)
 

@@ -4,15 +4,21 @@ under ``"tokenward.principal"``, or answer the RFC 6750 error itself."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any
 from urllib.parse import parse_qsl
-
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tokenward.protocol.bearer import BearerError, bearer_token_from_headers
 from tokenward.resource.verifier import JwtVerifier
 
 PRINCIPAL_KEY = "tokenward.principal"
+
+# The ASGI 3 interface, spelled out so the guard needs no web framework installed.
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 def query_has_token(query_string: bytes) -> bool:
