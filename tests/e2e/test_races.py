@@ -4,6 +4,7 @@ file give exactly one success and fifteen ``invalid_grant``, never a 5xx (repeat
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -62,3 +63,16 @@ def test_concurrent_redemptions_of_one_code_give_exactly_one_success(two_workers
                     "code_verifier": auth.verifier, "client_id": client.client_id}
             outcome = fire_together(two_workers.base_url + "/token", [form] * CONCURRENCY)
             assert outcome == Counter({"ok": 1, "400:invalid_grant": CONCURRENCY - 1}), (trial, outcome)
+
+
+def test_many_concurrent_requests_never_exhaust_the_connection_pool(two_workers: ServerProcess) -> None:
+    """A request holding a connection never waits for a second one: 96 simultaneous client-credentials
+    and refresh requests against 2 workers with 16-connection pools all get their answer quickly."""
+    service = two_workers.add_client(grant_types=("client_credentials",), redirect_uri=None)
+    assert service.client_secret
+    forms = [{"grant_type": "client_credentials", "client_id": service.client_id,
+              "client_secret": service.client_secret}] * 96
+    started = time.monotonic()
+    outcome = fire_together(two_workers.base_url + "/token", forms)
+    assert outcome == Counter({"ok": 96}), outcome
+    assert time.monotonic() - started < 20

@@ -40,6 +40,7 @@ class AuthorizationServer:
         async with store.transaction(write=True) as tx:
             await ensure_signing_keys(tx, box, settings.signing_algs, int(time.time()))
         keys = KeyRing(store, box, cache_seconds=settings.key_cache_seconds)
+        await keys.refresh()
         limiter = RateLimiter(store, settings.rate_limit_policies, enabled=settings.rate_limits)
         return cls(settings=settings, store=store, keys=keys, box=box, limiter=limiter,
                    token=TokenEndpoint(settings, store, keys, box, limiter),

@@ -7,7 +7,9 @@ the table agrees on it without a coordinator. Rotation publishes the new key fir
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import secrets
 import time
 import warnings
@@ -23,6 +25,7 @@ from tokenward.server.model import SigningKey
 from tokenward.server.store.protocols import KeyStore, Store
 
 JoseKey = ECKey | RSAKey | OKPKey
+log = logging.getLogger("tokenward.server")
 
 # A resource server may cache a JWKS; a retired key stays published this much longer than its tokens.
 JWKS_CACHE_MARGIN = 3600
@@ -63,18 +66,22 @@ def new_signing_key(alg: SigningAlg, box: SecretBox, now: int, activates_at: int
 
 @dataclass(frozen=True, slots=True)
 class KeySnapshot:
-    """What one worker knows about the keys at one moment."""
+    """What one worker knows about the keys: the table as last read, and the published set."""
 
-    signing: dict[str, tuple[str, JoseKey]]  # alg -> (kid, private key)
+    keys: tuple[SigningKey, ...]
     jwks: dict[str, list[dict[str, Any]]]
     published: KeySet  # the same keys, for verifying our own tokens (revocation, introspection)
-    read_at: float
 
 
 class KeyRing:
-    """The keys one worker signs with and publishes, re-read from the store every few seconds.
+    """The keys one worker signs with and publishes.
 
-    Used by: the token grants (``signing_key``), the JWKS endpoint (``jwks``), and ``tokenward keys``.
+    The table is re-read by a background task every ``cache_seconds`` (``run``), never inside a request: a
+    request that already holds a database connection must not wait for a second one (16 concurrent requests
+    would exhaust the pool). Which key signs is decided from the timestamps at each call, so a pre-published
+    key starts signing at its activation second on every worker.
+
+    Used by: the token grants (``signing_key``), the JWKS endpoint (``jwks``), revocation and introspection.
     """
 
     def __init__(self, store: Store, box: SecretBox, *, cache_seconds: float) -> None:
@@ -84,25 +91,30 @@ class KeyRing:
         self._snapshot: KeySnapshot | None = None
         self._decrypted: dict[str, JoseKey] = {}
 
-    async def _current(self) -> KeySnapshot:
-        snap = self._snapshot
-        if snap is not None and time.monotonic() - snap.read_at < self._cache_seconds:
-            return snap
+    async def refresh(self) -> None:
         async with self._store.transaction() as tx:
-            keys = await tx.list_signing_keys()
+            keys = tuple(await tx.list_signing_keys())
         now = int(time.time())
-        signing: dict[str, tuple[str, JoseKey]] = {}
-        published: list[dict[str, Any]] = []
-        for key in keys:  # ordered by creation: a later active key of the same alg wins
-            if not key.published(now):
-                continue
-            published.append(json.loads(key.public_jwk))
-            if key.state(now) == "active":
-                signing[key.alg] = (key.kid, self._private(key))
-        snap = KeySnapshot(signing=signing, jwks={"keys": published},
-                           published=KeySet.import_key_set({"keys": published}), read_at=time.monotonic())
-        self._snapshot = snap
-        return snap
+        published = [json.loads(k.public_jwk) for k in keys if k.published(now)]
+        for key in keys:
+            if key.published(now):
+                self._private(key)  # decrypt once, here, not on the signing path
+        self._snapshot = KeySnapshot(keys=keys, jwks={"keys": published},
+                                     published=KeySet.import_key_set({"keys": published}))
+
+    async def run(self) -> None:
+        """Re-read the key table forever (a task of each ``serve`` process)."""
+        while True:
+            await asyncio.sleep(self._cache_seconds)
+            try:
+                await self.refresh()
+            except Exception:
+                log.exception("reading the signing keys failed; keeping the previous set")
+
+    def _current(self) -> KeySnapshot:
+        if self._snapshot is None:
+            raise RuntimeError("KeyRing.refresh() has not run yet")
+        return self._snapshot
 
     def _private(self, key: SigningKey) -> JoseKey:
         cached = self._decrypted.get(key.kid)
@@ -112,20 +124,20 @@ class KeyRing:
         return cached
 
     async def signing_key(self, alg: str) -> tuple[str, JoseKey]:
-        snap = await self._current()
-        try:
-            return snap.signing[alg]
-        except KeyError:
-            raise LookupError(f"no active signing key for {alg}") from None
+        now = int(time.time())
+        chosen: SigningKey | None = None
+        for key in self._current().keys:  # ordered by creation: a later active key of the same alg wins
+            if key.alg == alg and key.state(now) == "active" and key.published(now):
+                chosen = key
+        if chosen is None:
+            raise LookupError(f"no active signing key for {alg}")
+        return chosen.kid, self._private(chosen)
 
     async def jwks(self) -> dict[str, list[dict[str, Any]]]:
-        return (await self._current()).jwks
+        return self._current().jwks
 
     async def published_keys(self) -> KeySet:
-        return (await self._current()).published
-
-    def invalidate(self) -> None:
-        self._snapshot = None
+        return self._current().published
 
 
 async def ensure_signing_keys(tx: KeyStore, box: SecretBox, algs: tuple[SigningAlg, ...], now: int) -> list[str]:

@@ -186,12 +186,14 @@ def create_app(settings: Settings) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         server = app.state.server = await AuthorizationServer.open(settings)
-        upkeep = asyncio.create_task(maintenance_loop(server.store, server.box, settings))
+        tasks = [asyncio.create_task(maintenance_loop(server.store, server.box, settings)),
+                 asyncio.create_task(server.keys.run())]
         try:
             yield
         finally:
-            upkeep.cancel()
-            await asyncio.gather(upkeep, return_exceptions=True)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await server.close()
 
     routes = [

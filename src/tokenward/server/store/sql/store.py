@@ -15,6 +15,7 @@ from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from tokenward.protocol.errors import OAuthError
@@ -51,7 +52,7 @@ class SqlStore:
         try:
             async with self._transaction(write) as tx:
                 yield tx
-        except (OperationalError, InterfaceError, TimeoutError) as exc:
+        except (OperationalError, InterfaceError, PoolTimeoutError, TimeoutError) as exc:
             cause = getattr(exc, "orig", None) or exc
             raise StoreUnavailableError(f"{type(cause).__name__}: {str(cause).splitlines()[0][:200]}") from exc
 
