@@ -3,7 +3,8 @@
 Independent of ``tokenward.server``: it needs only an issuer's metadata and JWKS.
 """
 
-from tokenward.resource.principal import Principal
+from tokenward.resource.introspection import IntrospectionVerifier
+from tokenward.resource.principal import Principal, TokenVerifier
 from tokenward.resource.verifier import JwtVerifier
 
-__all__ = ["JwtVerifier", "Principal"]
+__all__ = ["IntrospectionVerifier", "JwtVerifier", "Principal", "TokenVerifier"]

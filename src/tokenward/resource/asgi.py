@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from tokenward.protocol.bearer import BearerError, bearer_token_from_headers
-from tokenward.resource.verifier import JwtVerifier
+from tokenward.resource.principal import TokenVerifier
 
 PRINCIPAL_KEY = "tokenward.principal"
 
@@ -41,7 +41,7 @@ async def send_bearer_error(send: Send, error: BearerError, realm: str) -> None:
 class BearerAuthMiddleware:
     """Protects every HTTP route of ``app`` except ``public_paths`` (exact paths, e.g. ``/health``)."""
 
-    def __init__(self, app: ASGIApp, verifier: JwtVerifier, *, realm: str = "api",
+    def __init__(self, app: ASGIApp, verifier: TokenVerifier, *, realm: str = "api",
                  required_scopes: Iterable[str] = (), public_paths: Iterable[str] = ()) -> None:
         self.app = app
         self.verifier = verifier

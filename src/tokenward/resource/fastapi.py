@@ -11,8 +11,7 @@ from fastapi.security.base import SecurityBase
 
 from tokenward.protocol.bearer import BearerError, InsufficientScopeError, bearer_token_from_headers
 from tokenward.resource.asgi import PRINCIPAL_KEY, query_has_token
-from tokenward.resource.principal import Principal
-from tokenward.resource.verifier import JwtVerifier
+from tokenward.resource.principal import Principal, TokenVerifier
 
 
 def http_error(error: BearerError, realm: str) -> HTTPException:
@@ -23,7 +22,7 @@ def http_error(error: BearerError, realm: str) -> HTTPException:
 class TokenwardBearer(SecurityBase):
     """``Depends(guard)`` yields the caller's Principal; ``guard.require_scopes("a")`` also checks scopes."""
 
-    def __init__(self, verifier: JwtVerifier, *, realm: str = "api", scheme_name: str = "TokenwardBearer") -> None:
+    def __init__(self, verifier: TokenVerifier, *, realm: str = "api", scheme_name: str = "TokenwardBearer") -> None:
         self.verifier = verifier
         self.realm = realm
         self.model = HTTPBearerModel(bearerFormat="JWT", description="An RFC 9068 access token.")

@@ -10,13 +10,13 @@ from typing import Any, TypeVar, cast
 from flask import Response, g, request
 
 from tokenward.protocol.bearer import BearerError, bearer_token_from_headers
-from tokenward.resource.verifier import JwtVerifier
+from tokenward.resource.principal import TokenVerifier
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 class FlaskGuard:
-    def __init__(self, verifier: JwtVerifier, *, realm: str = "api") -> None:
+    def __init__(self, verifier: TokenVerifier, *, realm: str = "api") -> None:
         self.verifier = verifier
         self.realm = realm
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,3 +22,11 @@ class Principal:
 
     def has_scopes(self, *required: str) -> bool:
         return set(required) <= self.scopes
+
+
+class TokenVerifier(Protocol):
+    """What the adapters need: JwtVerifier (local, signature) and IntrospectionVerifier (asks the issuer)."""
+
+    async def verify(self, token: str, required_scopes: Iterable[str] = ()) -> Principal: ...
+
+    def verify_sync(self, token: str, required_scopes: Iterable[str] = ()) -> Principal: ...
