@@ -27,6 +27,10 @@ class IntrospectionError(BearerError):
     status = 503
 
 
+UNREACHABLE = "The token issuer could not be reached."
+REFUSED = "The token issuer refused the introspection request."
+
+
 class IntrospectionVerifier:
     """Same interface as JwtVerifier: ``verify`` / ``verify_sync`` return a Principal or raise BearerError."""
 
@@ -75,8 +79,8 @@ class IntrospectionVerifier:
                 async with httpx2.AsyncClient(timeout=self.timeout) as http:
                     response = await http.post(endpoint, data={"token": token, "token_type_hint": "access_token"},
                                                auth=self._auth)
-            except httpx2.HTTPError as exc:
-                raise IntrospectionError(type(exc).__name__) from None
+            except httpx2.HTTPError:
+                raise IntrospectionError(UNREACHABLE) from None
             cached = self._store(token, response)
         return self._answer(cached, required_scopes)
 
@@ -86,8 +90,8 @@ class IntrospectionVerifier:
             try:
                 response = httpx2.post(self._endpoint_sync(), data={"token": token, "token_type_hint": "access_token"},
                                        auth=self._auth, timeout=self.timeout)
-            except httpx2.HTTPError as exc:
-                raise IntrospectionError(type(exc).__name__) from None
+            except httpx2.HTTPError:
+                raise IntrospectionError(UNREACHABLE) from None
             cached = self._store(token, response)
         return self._answer(cached, required_scopes)
 
@@ -100,7 +104,7 @@ class IntrospectionVerifier:
     def _store(self, token: str, response: httpx2.Response) -> tuple[float, Principal | None]:
         self.request_count += 1
         if response.status_code != 200:
-            raise IntrospectionError(f"introspection answered {response.status_code}")
+            raise IntrospectionError(REFUSED)
         body = response.json()
         principal = self._principal(body) if isinstance(body, dict) and body.get("active") is True else None
         now = self._clock()
