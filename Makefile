@@ -8,7 +8,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test bench fuzz lint typecheck chromium wrk clean
+.PHONY: run test bench fuzz demo lint typecheck chromium keyring wrk clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11+ is required"; exit 1; }
@@ -22,6 +22,13 @@ chromium:
 	  echo "installing Debian chromium for the browser tests"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
+# A real Secret Service (gnome-keyring under dbus-run-session) for the client's keyring-store tests.
+keyring:
+	@command -v gnome-keyring-daemon >/dev/null 2>&1 && command -v dbus-run-session >/dev/null 2>&1 || { \
+	  echo "installing gnome-keyring and dbus for the keyring tests"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+	    --no-install-recommends gnome-keyring dbus-daemon >/dev/null; }
+
 wrk:
 	@command -v wrk >/dev/null 2>&1 || { \
 	  echo "installing Debian wrk for the load benchmarks"; \
@@ -31,6 +38,11 @@ wrk:
 bench: $(STAMP) wrk
 	PYTHONPATH=. $(BIN)/python -m bench.guard_bench
 	PYTHONPATH=. $(BIN)/python -m bench.api_bench
+	PYTHONPATH=. $(BIN)/python -m bench.token_bench
+
+## demo: the seed story in two minutes — server (30 s tokens), profile API, a client renewing by itself
+demo: $(STAMP) chromium
+	$(BIN)/python scripts/demo.py
 
 ## fuzz: schemathesis against a real server, 10,000 cases per operation (FUZZ_EXAMPLES to change)
 fuzz: $(STAMP)
@@ -41,7 +53,7 @@ run: $(STAMP)
 	$(BIN)/tokenward serve --host $(HOST) --port $(PORT)
 
 ## test: lint, type-check and run every test suite (end-to-end, browser, interop)
-test: $(STAMP) chromium lint typecheck
+test: $(STAMP) chromium keyring lint typecheck
 	$(BIN)/pytest
 
 lint: $(STAMP)

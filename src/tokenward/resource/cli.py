@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from tokenward.resource.demo import DEFAULT_AUDIENCE
+DEFAULT_AUDIENCE = "urn:tokenward:api"  # the server's default audience; FastAPI is imported only to serve
 
 
 @click.command("demo-api")

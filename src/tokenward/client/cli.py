@@ -1,0 +1,247 @@
+"""Client commands: ``login``, ``token``, ``call``, ``logout``.
+
+Tokens live per issuer and client in the user's config directory (``$XDG_CONFIG_HOME/tokenward``), encrypted
+(``store.default_store``); the last login is remembered so ``token``/``call``/``logout`` need no options.
+Status lines go to stderr (rich); stdout carries only the result, so scripts can use it (``--json``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx2
+from rich.console import Console
+
+from tokenward.client.auth import BearerAuth, TokenManager
+from tokenward.client.discovery import ServerMetadata, discover
+from tokenward.client.errors import ClientError, LoginRequiredError
+from tokenward.client.flow import Token, token_request
+from tokenward.client.loopback import login
+from tokenward.client.store import EncryptedFileTokenStore, atomic_write, config_dir, default_store
+
+console = Console(stderr=True, highlight=False, soft_wrap=True)
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
+issuer_option = click.option("--issuer", help="Issuer URL (default: the last login's).")
+client_option = click.option("--client-id", help="Client id (default: the last login's).")
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """One login, as remembered in ``client.json`` (never holds a token)."""
+
+    issuer: str
+    client_id: str
+    scope: str | None = None
+
+    @property
+    def store(self) -> EncryptedFileTokenStore:
+        return default_store(self.issuer, self.client_id)
+
+
+def _profile_path() -> Path:
+    return config_dir() / "client.json"
+
+
+def _read_profiles() -> dict[str, Any]:
+    try:
+        data = json.loads(_profile_path().read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_profiles(data: dict[str, Any]) -> None:
+    atomic_write(_profile_path(), json.dumps(data, indent=2).encode())
+
+
+def _profile(issuer: str | None, client_id: str | None) -> Profile:
+    """The login named by the options, completed from the last login."""
+    current = _read_profiles().get("current") or {}
+    if issuer and client_id:
+        scope = current.get("scope") if current.get("issuer") == issuer and current.get("client_id") == client_id \
+            else None
+        return Profile(issuer, client_id, scope)
+    if current.get("issuer") and current.get("client_id") and issuer in (None, current["issuer"]) and \
+            client_id in (None, current["client_id"]):
+        return Profile(current["issuer"], current["client_id"], current.get("scope"))
+    raise click.ClickException("no login to use: run `tokenward login --issuer URL --client-id ID` first "
+                               "(or pass both --issuer and --client-id)")
+
+
+def _metadata(profile: Profile) -> ServerMetadata:
+    with console.status(f"Reading {profile.issuer} metadata…"):
+        return discover(profile.issuer)
+
+
+def _on_refresh(new: Token, old: Token | None) -> None:
+    rotated = old is not None and new.refresh_token != old.refresh_token
+    life = "" if new.lifetime is None else f", valid {new.lifetime:.0f} s"
+    console.print(f"[cyan]↻[/] access token renewed{life}" + ("; refresh token rotated and saved" if rotated else ""))
+
+
+def _manager(profile: Profile, metadata: ServerMetadata) -> TokenManager:
+    return TokenManager(metadata.token_endpoint, profile.client_id, store=profile.store, on_refresh=_on_refresh)
+
+
+def _expires(token: Token) -> str:
+    if token.expires_at is None:
+        return "has no expiry"
+    return f"expires in {max(0.0, token.expires_at - time.time()):.0f} s"
+
+
+def _fail(exc: ClientError, profile: Profile) -> click.ClickException:
+    if isinstance(exc, LoginRequiredError):
+        return click.ClickException(f"{exc}: run `tokenward login --issuer {profile.issuer} "
+                                    f"--client-id {profile.client_id}`")
+    return click.ClickException(str(exc))
+
+
+@click.command("login")
+@click.option("--issuer", required=True, help="The authorization server's issuer URL (exact string).")
+@click.option("--client-id", required=True, help="A public client registered with redirect URI "
+                                                 "http://127.0.0.1/callback.")
+@click.option("--scope", "scopes", multiple=True, help="Scope to request (repeatable or space-separated).")
+@click.option("--no-browser", is_flag=True, help="Print the authorization URL alone on one stdout line and wait.")
+@click.option("--timeout", default=300, show_default=True, type=click.IntRange(1, 3600),
+              help="Seconds to wait for the browser.")
+@click.option("--port", default=0, type=click.IntRange(0, 65535), help="Loopback port (default: a free one).")
+@json_option
+def login_command(issuer: str, client_id: str, scopes: tuple[str, ...], no_browser: bool, timeout: int, port: int,
+                  as_json: bool) -> None:
+    """Sign in through the browser (authorization code + PKCE on a loopback redirect) and keep the tokens."""
+    scope = " ".join(" ".join(scopes).split()) or None
+    profile = Profile(issuer, client_id, scope)
+    try:
+        metadata = _metadata(profile)
+
+        def show(url: str) -> None:
+            if no_browser:
+                click.echo(url)  # alone on its line, flushed: scripts and tests read it
+                console.print("Open the URL above in a browser on this machine; waiting for the sign-in…")
+            else:
+                console.print(f"Opening the browser; if it does not open, visit:\n{url}")
+
+        token = login(metadata, client_id, store=profile.store, scope=scope, timeout=timeout, port=port,
+                      on_url=show, open_browser=None if no_browser else _open_browser)
+    except ClientError as exc:
+        raise _fail(exc, profile) from None
+    data = _read_profiles()
+    data["current"] = {"issuer": issuer, "client_id": client_id, "scope": token.scope or scope}
+    _write_profiles(data)
+    store = profile.store
+    if as_json:
+        click.echo(json.dumps({"issuer": issuer, "client_id": client_id, "scope": token.scope,
+                               "expires_at": token.expires_at, "refresh_token": token.refresh_token is not None,
+                               "store": str(store.path)}))
+    console.print(f"[green]✓[/] Signed in to {issuer} as client {client_id}; access token {_expires(token)}; "
+                  f"tokens saved to {store.path}")
+
+
+def _open_browser(url: str) -> None:
+    import webbrowser
+
+    if not webbrowser.open(url):
+        console.print("No browser could be opened: visit the URL above.")
+
+
+@click.command("token")
+@issuer_option
+@client_option
+@json_option
+def token_command(issuer: str | None, client_id: str | None, as_json: bool) -> None:
+    """Print a valid access token, renewing it first if it is about to expire."""
+    profile = _profile(issuer, client_id)
+    try:
+        token = _manager(profile, _metadata(profile)).token()
+    except ClientError as exc:
+        raise _fail(exc, profile) from None
+    if as_json:
+        click.echo(json.dumps({"access_token": token.access_token, "token_type": token.token_type,
+                               "expires_at": token.expires_at, "scope": token.scope}))
+    else:
+        click.echo(token.access_token)
+
+
+@click.command("call")
+@click.argument("url")
+@issuer_option
+@client_option
+@json_option
+def call_command(url: str, issuer: str | None, client_id: str | None, as_json: bool) -> None:
+    """GET URL with the access token (renewed automatically) and print the JSON answer."""
+    profile = _profile(issuer, client_id)
+    try:
+        auth = BearerAuth(_manager(profile, _metadata(profile)))
+        with httpx2.Client(auth=auth, timeout=30) as http:
+            response = http.get(url, headers={"Accept": "application/json"})
+    except ClientError as exc:
+        raise _fail(exc, profile) from None
+    except httpx2.HTTPError as exc:
+        raise click.ClickException(f"GET {url} failed: {type(exc).__name__}") from None
+    try:
+        body: Any = response.json()
+    except ValueError:
+        body = response.text
+    if as_json:
+        click.echo(json.dumps({"status": response.status_code, "body": body}))
+    else:
+        click.echo(json.dumps(body, indent=2) if not isinstance(body, str) else body)
+    if response.status_code >= 400:
+        raise click.ClickException(f"GET {url} answered {response.status_code}")
+
+
+@click.command("logout")
+@issuer_option
+@client_option
+@json_option
+def logout_command(issuer: str | None, client_id: str | None, as_json: bool) -> None:
+    """Revoke the refresh token (RFC 7009, when the server has a revocation endpoint) and forget the tokens."""
+    profile = _profile(issuer, client_id)
+    store = profile.store
+    revoked = False
+    try:
+        token = store.load()
+    except ClientError as exc:
+        console.print(f"[yellow]![/] the stored tokens cannot be read ({exc}); forgetting them")
+        token = None
+    if token is not None:
+        try:
+            revoked = _revoke(profile, token)
+        except (ClientError, httpx2.HTTPError) as exc:
+            console.print(f"[yellow]![/] revocation failed ({type(exc).__name__}); forgetting the tokens anyway")
+    store.clear()
+    data = _read_profiles()
+    if data.get("current", {}).get("issuer") == profile.issuer and \
+            data.get("current", {}).get("client_id") == profile.client_id:
+        data.pop("current")
+        _write_profiles(data)
+    if as_json:
+        click.echo(json.dumps({"issuer": profile.issuer, "client_id": profile.client_id, "revoked": revoked,
+                               "forgotten": True}))
+    console.print(f"[green]✓[/] Signed out of {profile.issuer}" + (" (tokens revoked)" if revoked else ""))
+
+
+def _revoke(profile: Profile, token: Token) -> bool:
+    """Revoke the refresh token (which revokes its grant) or else the access token; False without an endpoint."""
+    metadata = _metadata(profile)
+    if metadata.revocation_endpoint is None:
+        return False
+    value, hint = (token.refresh_token, "refresh_token") if token.refresh_token else \
+        (token.access_token, "access_token")
+    request = token_request(metadata.revocation_endpoint, _manager(profile, metadata).client,
+                            {"token": value, "token_type_hint": hint})
+    response = httpx2.post(request.url, headers=dict(request.headers), content=request.body, timeout=30)
+    if response.status_code != 200:
+        console.print(f"[yellow]![/] the revocation endpoint answered {response.status_code}")
+        return False
+    return True
+
+
+def register(cli: click.Group) -> None:
+    for command in (login_command, token_command, call_command, logout_command):
+        cli.add_command(command)
