@@ -1,5 +1,9 @@
 """Brute-force protection across two worker processes: limits trip, answer 429 with Retry-After, recover
-after the lock, and X-Forwarded-For counts only from a trusted proxy."""
+after the lock, and X-Forwarded-For counts only from a trusted proxy.
+
+Each worker re-reads the locks once a second (TOKENWARD_RATE_LIMIT_SYNC_SECONDS), so after tripping a
+limit the tests wait that long before expecting every worker to refuse.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from tokenward.protocol import pkce
 LIMITS = {"TOKENWARD_RATE_LIMITS": "on", "TOKENWARD_RATE_LIMIT_CLIENT": "3/60/3",
           "TOKENWARD_RATE_LIMIT_CLIENT_IP": "6/60/3", "TOKENWARD_RATE_LIMIT_LOGIN_USER": "3/60/3",
           "TOKENWARD_RATE_LIMIT_LOGIN_IP": "100/60/3"}
+SYNC = 1.0  # the default TOKENWARD_RATE_LIMIT_SYNC_SECONDS
 
 
 def cc(server: ServerProcess, client_id: str, secret: str, headers: dict[str, str] | None = None) -> httpx2.Response:
@@ -27,8 +32,10 @@ def test_failed_client_authentication_locks_client_then_recovers(fresh_server: S
     assert client.client_secret
     for _ in range(3):
         assert cc(server, client.client_id, "wrong-secret").status_code == 401
-    locked = cc(server, client.client_id, client.client_secret)  # even the right secret waits
-    assert locked.status_code == 429
+    time.sleep(SYNC + 0.3)
+    attempts = [cc(server, client.client_id, client.client_secret) for _ in range(6)]  # both workers answer
+    assert [a.status_code for a in attempts] == [429] * 6  # even the right secret waits
+    locked = attempts[0]
     assert locked.json()["error"] == "slow_down" and locked.headers["cache-control"] == "no-store"
     assert 1 <= int(locked.headers["retry-after"]) <= 3
     other = server.add_client(grant_types=("client_credentials",), redirect_uri=None)
@@ -38,6 +45,7 @@ def test_failed_client_authentication_locks_client_then_recovers(fresh_server: S
     # the same counters guard revocation and introspection
     for _ in range(3):
         httpx2.post(server.base_url + "/introspect", data={"token": "x"}, auth=(client.client_id, "nope"))
+    time.sleep(SYNC + 0.3)
     assert httpx2.post(server.base_url + "/revoke", data={"token": "x"},
                        auth=(client.client_id, client.client_secret)).status_code == 429
 
@@ -81,6 +89,7 @@ def test_failed_logins_lock_username_without_revealing_whether_it_exists(fresh_s
     for name in (user, "no-such-user"):
         for _ in range(3):
             assert login_attempt(server, client.client_id, name, "wrong password").status_code == 401
+        time.sleep(SYNC + 0.3)
         locked = login_attempt(server, client.client_id, name, PASSWORD)
         assert locked.status_code == 429 and "Too many failed sign-in attempts" in locked.text
         assert int(locked.headers["retry-after"]) >= 1

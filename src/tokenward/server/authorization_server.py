@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from tokenward.server.client_cache import ClientCache
 from tokenward.server.crypto import SecretBox, load_or_create_kek_file
 from tokenward.server.endpoints.introspect import IntrospectionEndpoint
 from tokenward.server.endpoints.revoke import RevocationEndpoint
@@ -41,11 +42,15 @@ class AuthorizationServer:
             await ensure_signing_keys(tx, box, settings.signing_algs, int(time.time()))
         keys = KeyRing(store, box, cache_seconds=settings.key_cache_seconds)
         await keys.refresh()
-        limiter = RateLimiter(store, settings.rate_limit_policies, enabled=settings.rate_limits)
+        limiter = RateLimiter(store, settings.rate_limit_policies, enabled=settings.rate_limits,
+                              sync_seconds=settings.rate_limit_sync_seconds)
+        if settings.rate_limits:
+            await limiter.sync()
+        clients = ClientCache(store, settings.client_cache_seconds)
         return cls(settings=settings, store=store, keys=keys, box=box, limiter=limiter,
-                   token=TokenEndpoint(settings, store, keys, box, limiter),
-                   revocation=RevocationEndpoint(settings, store, keys, limiter),
-                   introspection=IntrospectionEndpoint(settings, store, keys, limiter))
+                   token=TokenEndpoint(settings, store, keys, box, limiter, clients),
+                   revocation=RevocationEndpoint(settings, store, keys, limiter, clients),
+                   introspection=IntrospectionEndpoint(settings, store, keys, limiter, clients))
 
     async def close(self) -> None:
         await self.store.close()

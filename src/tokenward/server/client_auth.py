@@ -6,14 +6,21 @@ Every failure is the same ``invalid_client`` so a caller cannot tell unknown ids
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from tokenward.protocol.credentials import ClientCredentials, parse_client_credentials
 from tokenward.protocol.errors import InvalidClientError
 from tokenward.protocol.types import ClientAuthMethod
 from tokenward.server.crypto import hash_matches, token_hash
 from tokenward.server.model import Client
-from tokenward.server.store.protocols import ClientStore
 
 _UNKNOWN_CLIENT_HASH = token_hash("tokenward-no-such-client")
+
+
+class ClientLookup(Protocol):
+    """A transaction or the per-worker ClientCache."""
+
+    async def get_client(self, client_id: str) -> Client | None: ...
 
 
 def authenticate_client(credentials: ClientCredentials | None, client: Client | None) -> Client:
@@ -36,11 +43,11 @@ def authenticate_client(credentials: ClientCredentials | None, client: Client | 
     return client
 
 
-async def authenticate_request(tx: ClientStore, authorization: str | None, form: dict[str, str]) -> Client:
+async def authenticate_request(clients: ClientLookup, authorization: str | None, form: dict[str, str]) -> Client:
     """Parse the request's client credentials, look the client up and authenticate it.
 
     Used by: the token, revocation and introspection endpoints.
     """
     credentials = parse_client_credentials(authorization, form)
-    found = await tx.get_client(credentials.client_id) if credentials is not None else None
+    found = await clients.get_client(credentials.client_id) if credentials is not None else None
     return authenticate_client(credentials, found)

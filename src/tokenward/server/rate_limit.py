@@ -4,10 +4,17 @@ IP address in the database, so every worker and host enforces the same limits.
 From the ``limit``-th failure in a window the key is locked for ``lock`` seconds, doubling with every
 further failure up to ``max_lock``; while locked, even correct credentials get 429 ``slow_down`` with
 ``Retry-After`` (otherwise guessing would simply continue). A successful login clears its username's count.
+
+Failures are written to the database as they happen; the *check* reads a per-worker copy of the locked
+keys, re-read every ``sync_seconds`` (and updated at once by the worker that sets a lock), so a request
+that passes the check costs no database round trip. A lock therefore holds on every worker within
+``sync_seconds``; ``sync_seconds=0`` asks the database on every request instead.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,7 +22,9 @@ from dataclasses import dataclass
 
 from tokenward.protocol.credentials import parse_client_credentials
 from tokenward.protocol.errors import InvalidClientError, InvalidRequestError, SlowDownError
-from tokenward.server.store.protocols import RateLimitStore, Store
+from tokenward.server.store.protocols import Store, StoreUnavailableError
+
+log = logging.getLogger("tokenward.server")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,10 +55,29 @@ Keys = list[tuple[str, RateLimitPolicy]]
 class RateLimiter:
     """Used by: the token, revocation and introspection endpoints (clients) and the login page (users)."""
 
-    def __init__(self, store: Store, policies: RateLimitPolicies, *, enabled: bool = True) -> None:
+    def __init__(self, store: Store, policies: RateLimitPolicies, *, enabled: bool = True,
+                 sync_seconds: float = 1.0) -> None:
         self.store = store
         self.policies = policies
         self.enabled = enabled
+        self.sync_seconds = sync_seconds
+        self._locked: dict[str, int] = {}  # key → locked_until, as this worker last read it
+
+    async def sync(self) -> None:
+        """Re-read the locked keys (a handful of rows: only keys whose lock has not yet expired)."""
+        async with self.store.transaction() as tx:
+            self._locked = dict(await tx.locked_keys(int(time.time())))
+
+    async def run(self) -> None:
+        """Keep this worker's copy of the locks fresh; a failed read keeps the previous copy."""
+        if not self.enabled or self.sync_seconds <= 0:
+            return
+        while True:
+            try:
+                await self.sync()
+            except StoreUnavailableError as exc:
+                log.warning("could not re-read rate-limit locks: %s", exc)
+            await asyncio.sleep(self.sync_seconds)
 
     def client_keys(self, authorization: str | None, form: dict[str, str], ip: str | None) -> Keys:
         try:
@@ -69,13 +97,18 @@ class RateLimiter:
             keys.append((f"login-ip:{ip}", self.policies.login_ip))
         return keys
 
-    async def retry_after(self, tx: RateLimitStore, keys: Keys) -> int:
+    async def retry_after(self, keys: Keys) -> int:
+        """Seconds until the longest lock among ``keys`` ends (0: none is locked)."""
         if not self.enabled or not keys:
             return 0
-        return await tx.lockout_seconds([k for k, _ in keys], int(time.time()))
+        now = int(time.time())
+        if self.sync_seconds <= 0:
+            async with self.store.transaction() as tx:
+                return await tx.lockout_seconds([k for k, _ in keys], now)
+        return max(0, *(self._locked.get(k, 0) - now for k, _ in keys)) if self._locked else 0
 
-    async def check(self, tx: RateLimitStore, keys: Keys) -> None:
-        wait = await self.retry_after(tx, keys)
+    async def check(self, keys: Keys) -> None:
+        wait = await self.retry_after(keys)
         if wait:
             raise SlowDownError("Too many failed attempts; try again later.", retry_after=wait)
 
@@ -85,12 +118,16 @@ class RateLimiter:
         now = int(time.time())
         async with self.store.transaction(write=True) as tx:
             for key, p in keys:
-                await tx.record_failure(key, now, limit=p.limit, window=p.window, lock=p.lock, max_lock=p.max_lock)
+                locked_until = await tx.record_failure(key, now, limit=p.limit, window=p.window, lock=p.lock,
+                                                       max_lock=p.max_lock)
+                if locked_until > now:
+                    self._locked[key] = locked_until
 
     async def clear(self, key: str) -> None:
         if self.enabled:
             async with self.store.transaction(write=True) as tx:
                 await tx.clear_failures(key)
+            self._locked.pop(key, None)
 
     @asynccontextmanager
     async def counting_client_failures(self, keys: Keys) -> AsyncIterator[None]:

@@ -36,6 +36,10 @@ class Settings:
     signing_algs: tuple[SigningAlg, ...] = (SigningAlg.ES256, SigningAlg.RS256, SigningAlg.EDDSA)
     # How long a worker may serve the key set it read before it reads the database again.
     key_cache_seconds: float = 5.0
+    # How long a worker trusts a client record it read (0: read it on every request). Removing a client or
+    # rotating its secret takes effect on every worker within this time; the token endpoint's hot path
+    # then needs no database round trip (client credentials: none at all).
+    client_cache_seconds: float = 5.0
     # A rotated-in key is published this long before it signs (pre-publication), so every resource server
     # that caches the JWKS has it before the first token signed with it arrives.
     key_prepublish_seconds: int = 86400
@@ -57,6 +61,9 @@ class Settings:
     # Brute-force protection (rate_limit.py): on by default.
     rate_limits: bool = True
     rate_limit_policies: RateLimitPolicies = field(default_factory=RateLimitPolicies)
+    # Each worker re-reads the locked rate-limit keys this often (0: ask the database on every request), so
+    # a lock set by one worker holds on the others within this time.
+    rate_limit_sync_seconds: float = 1.0
     # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (comma-separated IPs or CIDRs).
     trusted_proxies: str = ""
 
@@ -112,6 +119,10 @@ class Settings:
             changes["signing_alg"] = SigningAlg(env["TOKENWARD_SIGNING_ALG"])
         if "TOKENWARD_KEY_CACHE_SECONDS" in env:
             changes["key_cache_seconds"] = float(env["TOKENWARD_KEY_CACHE_SECONDS"])
+        if "TOKENWARD_CLIENT_CACHE_SECONDS" in env:
+            changes["client_cache_seconds"] = float(env["TOKENWARD_CLIENT_CACHE_SECONDS"])
+        if "TOKENWARD_RATE_LIMIT_SYNC_SECONDS" in env:
+            changes["rate_limit_sync_seconds"] = float(env["TOKENWARD_RATE_LIMIT_SYNC_SECONDS"])
         if "TOKENWARD_DEFAULT_AUDIENCE" in env:
             changes["default_audience"] = env["TOKENWARD_DEFAULT_AUDIENCE"]
         if "TOKENWARD_KEK_FILE" in env:

@@ -15,6 +15,7 @@ from tokenward.protocol.errors import InvalidClientError, InvalidRequestError
 from tokenward.protocol.hints import lookup_order
 from tokenward.server.audit import audit
 from tokenward.server.client_auth import authenticate_request
+from tokenward.server.client_cache import ClientCache
 from tokenward.server.crypto import token_hash
 from tokenward.server.jwt_access_token import read_own_access_token
 from tokenward.server.keys import KeyRing
@@ -28,22 +29,25 @@ ACCESS_TOKEN_FIELDS = ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", 
 
 
 class IntrospectionEndpoint:
-    def __init__(self, settings: Settings, store: Store, keys: KeyRing, limiter: RateLimiter) -> None:
+    def __init__(self, settings: Settings, store: Store, keys: KeyRing, limiter: RateLimiter,
+                 clients: ClientCache) -> None:
         self.settings = settings
         self.store = store
         self.keys = keys
         self.limiter = limiter
+        self.clients = clients
 
     async def handle(self, authorization: str | None, form: dict[str, str], ip: str | None = None) -> dict[str, Any]:
         token = form.get("token")
         limited = self.limiter.client_keys(authorization, form, ip)
-        async with self.limiter.counting_client_failures(limited), self.store.transaction() as tx:
-            await self.limiter.check(tx, limited)
-            caller = await authenticate_request(tx, authorization, form)
+        async with self.limiter.counting_client_failures(limited):
+            await self.limiter.check(limited)
+            caller = await authenticate_request(self.clients, authorization, form)
             if caller.public:
                 raise InvalidClientError("Public clients may not introspect tokens.")
-            if token is None:
-                raise InvalidRequestError("token is required.")
+        if token is None:
+            raise InvalidRequestError("token is required.")
+        async with self.store.transaction() as tx:
             now = int(time.time())
             order = lookup_order(form.get("token_type_hint"), self._refresh, self._access)
             answer = dict(INACTIVE)
@@ -71,7 +75,7 @@ class IntrospectionEndpoint:
         # client-credentials token (sub == client_id) is recorded solely when revoked.
         if record is None and claims.get("sub") != claims.get("client_id"):
             return dict(INACTIVE)
-        if await tx.get_client(str(claims.get("client_id"))) is None:
+        if await self.clients.get_client(str(claims.get("client_id"))) is None:
             return dict(INACTIVE)
         return {"active": True, "token_type": "Bearer", **{k: claims[k] for k in ACCESS_TOKEN_FIELDS if k in claims}}
 

@@ -14,6 +14,7 @@ from tokenward.protocol.errors import InvalidRequestError
 from tokenward.protocol.hints import lookup_order
 from tokenward.server.audit import audit
 from tokenward.server.client_auth import authenticate_request
+from tokenward.server.client_cache import ClientCache
 from tokenward.server.crypto import token_hash
 from tokenward.server.jwt_access_token import read_own_access_token
 from tokenward.server.keys import KeyRing
@@ -25,20 +26,23 @@ NOT_YOURS = "The token was not issued to this client."
 
 
 class RevocationEndpoint:
-    def __init__(self, settings: Settings, store: Store, keys: KeyRing, limiter: RateLimiter) -> None:
+    def __init__(self, settings: Settings, store: Store, keys: KeyRing, limiter: RateLimiter,
+                 clients: ClientCache) -> None:
         self.settings = settings
         self.store = store
         self.keys = keys
         self.limiter = limiter
+        self.clients = clients
 
     async def handle(self, authorization: str | None, form: dict[str, str], ip: str | None = None) -> None:
         token = form.get("token")
         limited = self.limiter.client_keys(authorization, form, ip)
-        async with self.limiter.counting_client_failures(limited), self.store.transaction(write=True) as tx:
-            await self.limiter.check(tx, limited)
-            client = await authenticate_request(tx, authorization, form)
-            if token is None:
-                raise InvalidRequestError("token is required.")
+        async with self.limiter.counting_client_failures(limited):
+            await self.limiter.check(limited)
+            client = await authenticate_request(self.clients, authorization, form)
+        if token is None:
+            raise InvalidRequestError("token is required.")
+        async with self.store.transaction(write=True) as tx:
             now = int(time.time())
             order = lookup_order(form.get("token_type_hint"), self._refresh, self._access)
             for revoke in order:

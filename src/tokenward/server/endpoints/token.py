@@ -13,6 +13,7 @@ from tokenward.protocol.errors import (
 from tokenward.protocol.types import GrantType
 from tokenward.server.audit import audit
 from tokenward.server.client_auth import authenticate_request
+from tokenward.server.client_cache import ClientCache
 from tokenward.server.crypto import SecretBox
 from tokenward.server.grants import GRANTS
 from tokenward.server.grants.base import GrantContext, GrantHandler, TokenResponse
@@ -42,25 +43,27 @@ def check_grant_allowed(client: Client, grant_type: GrantType) -> None:
 class TokenEndpoint:
     """``POST /token``. Used by: the web adapter (web/app.py)."""
 
-    def __init__(self, settings: Settings, store: Store, keys: KeyRing, box: SecretBox, limiter: RateLimiter
-                 ) -> None:
+    def __init__(self, settings: Settings, store: Store, keys: KeyRing, box: SecretBox, limiter: RateLimiter,
+                 clients: ClientCache) -> None:
         self.settings = settings
         self.store = store
         self.keys = keys
         self.box = box
         self.limiter = limiter
+        self.clients = clients
 
     async def handle(self, authorization: str | None, form: dict[str, str], ip: str | None = None
                      ) -> TokenResponse:
-        # Client credentials write nothing; every other grant takes the write lock up front.
-        write = form.get("grant_type") != GrantType.CLIENT_CREDENTIALS
+        # The lock check and the (cached) client need no database round trip; each grant then opens the
+        # transaction it needs: client credentials none, the others one write transaction.
         limited = self.limiter.client_keys(authorization, form, ip)
-        async with self.limiter.counting_client_failures(limited), self.store.transaction(write=write) as tx:
-            await self.limiter.check(tx, limited)
-            client = await authenticate_request(tx, authorization, form)
+        async with self.limiter.counting_client_failures(limited):
+            await self.limiter.check(limited)
+            client = await authenticate_request(self.clients, authorization, form)
             grant_type, exchange = select_grant(form)
             check_grant_allowed(client, grant_type)
-            ctx = GrantContext(settings=self.settings, keys=self.keys, box=self.box, tx=tx, now=int(time.time()))
+            ctx = GrantContext(settings=self.settings, keys=self.keys, box=self.box, store=self.store,
+                               now=int(time.time()))
             try:
                 issued = await exchange(ctx, client, form)
             except ReuseDetectedError:

@@ -12,6 +12,7 @@ from tokenward.protocol.types import GrantType
 from tokenward.server.crypto import token_hash
 from tokenward.server.grants.base import GrantContext, TokenResponse, issue_for_grant, new_grant_id
 from tokenward.server.model import Client, Grant
+from tokenward.server.store.protocols import Transaction
 
 grant_type = GrantType.AUTHORIZATION_CODE
 
@@ -20,7 +21,13 @@ async def exchange(ctx: GrantContext, client: Client, form: dict[str, str]) -> T
     code_value = form.get("code")
     if code_value is None:
         raise InvalidRequestError("code is required.")
-    code = await ctx.tx.get_code(token_hash(code_value))
+    async with ctx.store.transaction(write=True) as tx:
+        return await _redeem(ctx, tx, client, code_value, form)
+
+
+async def _redeem(ctx: GrantContext, tx: Transaction, client: Client, code_value: str, form: dict[str, str]
+                  ) -> TokenResponse:
+    code = await tx.get_code(token_hash(code_value))
     if code is None or code.client_id != client.client_id:
         raise InvalidGrantError("The authorization code is invalid.", debug="unknown code or other client")
     if code.expires_at <= ctx.now:
@@ -34,14 +41,14 @@ async def exchange(ctx: GrantContext, client: Client, form: dict[str, str]) -> T
     pkce.verify(form.get("code_verifier"), code.code_challenge)
 
     grant_id = new_grant_id()
-    if not await ctx.tx.consume_code(code.code_hash, grant_id, ctx.now):
-        replayed = await ctx.tx.get_code(code.code_hash)  # re-read: the winner has committed its grant id
+    if not await tx.consume_code(code.code_hash, grant_id, ctx.now):
+        replayed = await tx.get_code(code.code_hash)  # re-read: the winner has committed its grant id
         if replayed is not None and replayed.grant_id is not None:
-            await ctx.tx.revoke_grant(replayed.grant_id, ctx.now)
+            await tx.revoke_grant(replayed.grant_id, ctx.now)
         raise ReuseDetectedError("The authorization code has already been used.",
                                  debug=f"code replay; revoked grant {replayed.grant_id if replayed else None}")
     grant = Grant(id=grant_id, client_id=client.client_id, user_id=code.user_id, scope=code.scope,
                   audience=code.audience, created_at=ctx.now,
                   expires_at=ctx.now + ctx.settings.refresh_token_ttl)
-    await ctx.tx.save_grant(grant)
-    return await issue_for_grant(ctx, client, grant, code.scope)
+    await tx.save_grant(grant)
+    return await issue_for_grant(ctx, tx, client, grant, code.scope)

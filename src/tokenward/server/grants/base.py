@@ -14,7 +14,7 @@ from tokenward.server.jwt_access_token import mint_access_token
 from tokenward.server.keys import KeyRing
 from tokenward.server.model import AccessTokenRecord, Client, Grant, RefreshToken
 from tokenward.server.settings import Settings
-from tokenward.server.store.protocols import Transaction
+from tokenward.server.store.protocols import Store, Transaction
 
 REFRESH_TOKEN_PREFIX = "tw_rt_"
 AUTHORIZATION_CODE_PREFIX = "tw_ac_"
@@ -23,10 +23,12 @@ CLIENT_SECRET_PREFIX = "tw_cs_"
 
 @dataclass(frozen=True, slots=True)
 class GrantContext:
+    """What a grant may use. Each grant opens the transaction it needs (client credentials: none)."""
+
     settings: Settings
     keys: KeyRing
     box: SecretBox  # seals what must be recoverable for a short while (the grace-window successor)
-    tx: Transaction
+    store: Store
     now: int
 
 
@@ -67,18 +69,19 @@ def access_token_ttl(client: Client, settings: Settings) -> int:
     return client.access_token_ttl or settings.access_token_ttl
 
 
-async def issue_for_grant(ctx: GrantContext, client: Client, grant: Grant, scope: Scope) -> TokenResponse:
+async def issue_for_grant(ctx: GrantContext, tx: Transaction, client: Client, grant: Grant, scope: Scope
+                          ) -> TokenResponse:
     """Issue an access token with ``scope`` and a refresh token with the grant's full scope.
 
     Used by: the authorization_code and refresh_token grants, inside their write transaction.
     """
     refresh = random_token(REFRESH_TOKEN_PREFIX)
-    await ctx.tx.save_refresh_token(RefreshToken(
+    await tx.save_refresh_token(RefreshToken(
         token_hash=token_hash(refresh), grant_id=grant.id, client_id=client.client_id, scope=grant.scope,
         created_at=ctx.now, expires_at=grant.expires_at))
     ttl = access_token_ttl(client, ctx.settings)
     jti = str(uuid.uuid4())
-    await ctx.tx.save_access_token(AccessTokenRecord(
+    await tx.save_access_token(AccessTokenRecord(
         jti=jti, grant_id=grant.id, client_id=client.client_id, expires_at=ctx.now + ttl))
     minted = await mint_access_token(
         ctx.keys, alg=client.signing_alg or ctx.settings.signing_alg, issuer=ctx.settings.issuer,

@@ -22,6 +22,7 @@ from tokenward.protocol.types import GrantType
 from tokenward.server.crypto import token_hash
 from tokenward.server.grants.base import GrantContext, TokenResponse, issue_for_grant
 from tokenward.server.model import Client, RefreshToken
+from tokenward.server.store.protocols import Transaction
 
 grant_type = GrantType.REFRESH_TOKEN
 
@@ -31,49 +32,55 @@ async def exchange(ctx: GrantContext, client: Client, form: dict[str, str]) -> T
     if value is None:
         raise InvalidRequestError("refresh_token is required.")
     requested = Scope.parse(form.get("scope"))
-    token = await ctx.tx.get_refresh_token(token_hash(value))
+    async with ctx.store.transaction(write=True) as tx:
+        return await _rotate(ctx, tx, client, token_hash(value), requested)
+
+
+async def _rotate(ctx: GrantContext, tx: Transaction, client: Client, presented: bytes, requested: Scope
+                  ) -> TokenResponse:
+    token = await tx.get_refresh_token(presented)
     if token is None or token.client_id != client.client_id:
         raise InvalidGrantError("The refresh token is invalid.", debug="unknown token or other client")
-    grant = await ctx.tx.get_grant(token.grant_id, lock=True)  # the family's lock: rotations queue here
-    token = await ctx.tx.get_refresh_token(token.token_hash) or token  # as the previous holder left it
+    grant = await tx.get_grant(token.grant_id, lock=True)  # the family's lock: rotations queue here
+    token = await tx.get_refresh_token(token.token_hash) or token  # as the previous holder left it
     if grant is None or grant.revoked_at is not None or token.revoked_at is not None:
         raise InvalidGrantError("The refresh token has been revoked.")
     if token.expires_at <= ctx.now or grant.expires_at <= ctx.now:
         raise InvalidGrantError("The refresh token has expired.")
     if token.consumed_at is None and not requested <= grant.scope:
         raise InvalidScopeError("The requested scope exceeds the original grant.")
-    if token.consumed_at is not None or not await ctx.tx.consume_refresh_token(token.token_hash, ctx.now):
-        retried = await _grace_retry(ctx, client, token, grant.user_id)
+    if token.consumed_at is not None or not await tx.consume_refresh_token(token.token_hash, ctx.now):
+        retried = await _grace_retry(ctx, tx, client, token, grant.user_id)
         if retried is not None:
             return retried
-        await ctx.tx.revoke_grant(grant.id, ctx.now)
+        await tx.revoke_grant(grant.id, ctx.now)
         raise ReuseDetectedError("The refresh token has already been used.",
                                  debug=f"refresh token reuse; revoked grant {grant.id}")
-    issued = await issue_for_grant(ctx, client, grant, requested or grant.scope)
+    issued = await issue_for_grant(ctx, tx, client, grant, requested or grant.scope)
     if ctx.settings.refresh_grace(client.public) > 0:
-        await _keep_for_grace(ctx, token, issued)
+        await _keep_for_grace(ctx, tx, token, issued)
     return issued
 
 
-async def _keep_for_grace(ctx: GrantContext, token: RefreshToken, issued: TokenResponse) -> None:
+async def _keep_for_grace(ctx: GrantContext, tx: Transaction, token: RefreshToken, issued: TokenResponse) -> None:
     assert issued.refresh_token is not None
     pair = json.dumps(issued.to_wire()).encode()
-    await ctx.tx.keep_successor(token.token_hash, token_hash(issued.refresh_token),
+    await tx.keep_successor(token.token_hash, token_hash(issued.refresh_token),
                                 ctx.box.seal(pair, token.token_hash))
 
 
-async def _grace_retry(ctx: GrantContext, client: Client, token: RefreshToken, subject: str | None
+async def _grace_retry(ctx: GrantContext, tx: Transaction, client: Client, token: RefreshToken, subject: str | None
                        ) -> TokenResponse | None:
     """The successor pair for a first retry inside the window, if the successor has not been used yet."""
-    current = await ctx.tx.get_refresh_token(token.token_hash)  # re-read: a racing rotation may have just won
+    current = await tx.get_refresh_token(token.token_hash)  # re-read: a racing rotation may have just won
     if current is None or current.consumed_at is None or current.successor_sealed is None:
         return None
     if current.grace_used_at is not None or ctx.now - current.consumed_at > ctx.settings.refresh_grace(client.public):
         return None
-    successor = await ctx.tx.get_refresh_token(current.successor_hash) if current.successor_hash else None
+    successor = await tx.get_refresh_token(current.successor_hash) if current.successor_hash else None
     if successor is None or successor.consumed_at is not None or successor.revoked_at is not None:
         return None
-    if not await ctx.tx.claim_grace_retry(token.token_hash, ctx.now):
+    if not await tx.claim_grace_retry(token.token_hash, ctx.now):
         return None
     wire = json.loads(ctx.box.open(current.successor_sealed, token.token_hash))
     return TokenResponse(access_token=wire["access_token"], expires_in=wire["expires_in"],

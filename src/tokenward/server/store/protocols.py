@@ -7,7 +7,7 @@ one concurrent caller gets True.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
@@ -111,10 +111,14 @@ class RateLimitStore(Protocol):
         """How long the longest lock among ``keys`` still lasts (0: none is locked)."""
         ...
 
+    async def locked_keys(self, now: int) -> Mapping[str, int]:
+        """Every key still locked at ``now``, with the time its lock ends."""
+        ...
+
     async def record_failure(self, key: str, now: int, *, limit: int, window: int, lock: int, max_lock: int
-                             ) -> None:
+                             ) -> int:
         """Count a failure; from the ``limit``-th failure in ``window`` on, lock for ``lock`` seconds,
-        doubling with every further failure up to ``max_lock``."""
+        doubling with every further failure up to ``max_lock``. Returns the key's ``locked_until``."""
         ...
 
     async def clear_failures(self, key: str) -> None: ...

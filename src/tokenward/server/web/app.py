@@ -187,7 +187,7 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         server = app.state.server = await AuthorizationServer.open(settings)
         tasks = [asyncio.create_task(maintenance_loop(server.store, server.box, settings)),
-                 asyncio.create_task(server.keys.run())]
+                 asyncio.create_task(server.keys.run()), asyncio.create_task(server.limiter.run())]
         try:
             yield
         finally:

@@ -146,7 +146,7 @@ async def login(request: Request) -> Response:
         pending, session = found
         if not csrf_matches(pending.csrf_token, form.get("csrf_token")):
             return error_page(request, "The form has expired. Go back to the application and start again.", 403)
-        locked_for = await server.limiter.retry_after(tx, limited)
+        locked_for = await server.limiter.retry_after(limited)
         user = await tx.get_user_by_username(username)
         client = await tx.get_client(pending.client_id)
     if locked_for:  # same answer whether or not the user exists

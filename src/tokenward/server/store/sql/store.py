@@ -7,7 +7,7 @@ one winner, whatever the number of worker processes.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -362,8 +362,13 @@ class SqlTransaction:
             t.rate_limits.c.key.in_(list(keys)), t.rate_limits.c.locked_until > now))
         return max((r.locked_until - now for r in rows), default=0)
 
+    async def locked_keys(self, now: int) -> Mapping[str, int]:
+        rows = await self._conn.execute(select(t.rate_limits.c.key, t.rate_limits.c.locked_until).where(
+            t.rate_limits.c.locked_until > now))
+        return {r.key: r.locked_until for r in rows}
+
     async def record_failure(self, key: str, now: int, *, limit: int, window: int, lock: int, max_lock: int
-                             ) -> None:
+                             ) -> int:
         c = t.rate_limits.c
         insert_new = (sqlite_insert if self._conn.dialect.name == "sqlite" else pg_insert)(t.rate_limits)
         await self._conn.execute(insert_new.values(key=key, window_start=now, failures=0, locked_until=0)
@@ -377,6 +382,7 @@ class SqlTransaction:
             locked_until = now + min(lock * 2 ** min(failures - limit, 20), max_lock)
         await self._conn.execute(update(t.rate_limits).where(c.key == key).values(
             failures=failures, window_start=start, locked_until=locked_until))
+        return int(locked_until)
 
     async def clear_failures(self, key: str) -> None:
         await self._conn.execute(delete(t.rate_limits).where(t.rate_limits.c.key == key))

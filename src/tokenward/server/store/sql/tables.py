@@ -145,6 +145,7 @@ rate_limits = Table(
     Column("window_start", BigInteger, nullable=False),
     Column("failures", Integer, nullable=False),
     Column("locked_until", BigInteger, nullable=False),
+    Index("ix_rate_limits_locked_until", "locked_until"),
 )
 
 signing_keys = Table(
