@@ -40,6 +40,11 @@ bench: $(STAMP) wrk
 	PYTHONPATH=. $(BIN)/python -m bench.api_bench
 	PYTHONPATH=. $(BIN)/python -m bench.token_bench
 
+## soak: 16 concurrent refreshes of one token and 16 redemptions of one code against serve --workers 4, 200 trials each on SQLite and PostgreSQL; exactly one success every time
+.PHONY: soak
+soak: $(STAMP)
+	PYTHONPATH=. $(BIN)/python -m bench.soak --trials 200 --workers 4 --backend both
+
 ## demo: the seed story in two minutes — server (30 s tokens), profile API, a client renewing by itself
 demo: $(STAMP) chromium
 	$(BIN)/python scripts/demo.py
