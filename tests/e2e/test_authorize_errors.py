@@ -264,6 +264,24 @@ def test_authorize_redirects_invalid_request_when_state_is_repeated(
     assert params.get("state") in (None, [STATE], [second])
 
 
+@pytest.mark.parametrize("state", ["a\x00b", "line\nbreak", "del\x7f"], ids=["nul", "newline", "del"])
+def test_authorize_redirects_invalid_request_without_state_when_state_has_control_characters(
+        server: ServerProcess, clients: Clients, issuer: str, state: str) -> None:
+    r = get_authorize(server, urlencode(request_pairs(clients.web, state=state)))
+    assert_redirect_error(r, CB, "invalid_request", issuer, state=None)
+
+
+def test_nul_characters_in_client_id_request_id_or_username_are_unknown_values_not_errors(
+        server: ServerProcess, clients: Clients, browser: httpx2.Client) -> None:
+    """PostgreSQL text cannot hold NUL; a lookup with one must find nothing rather than fail (found by
+    schemathesis: ``/login?request=%00…`` answered 500 on PostgreSQL)."""
+    assert_error_page(get_authorize(server, urlencode(request_pairs(clients.web, client_id="web\x00"))))
+    assert_error_page(browser.get("/login", params={"request": "\x00"}))
+    page = browser.get(start(browser, clients.native, redirect_uri=LOOPBACK, state="s"))
+    r = browser.post("/login", data={**hidden_fields(page.text), "username": "x\x00y", "password": "nope"})
+    assert r.status_code == 401 and "incorrect" in r.text
+
+
 def test_authorize_redirects_error_without_state_when_request_has_no_state(
         server: ServerProcess, clients: Clients, issuer: str) -> None:
     r = get_authorize(server, urlencode(request_pairs(clients.web, state=None, response_type="token")))

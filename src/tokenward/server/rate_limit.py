@@ -92,7 +92,8 @@ class RateLimiter:
         return keys
 
     def login_keys(self, username: str, ip: str | None) -> Keys:
-        keys: Keys = [(f"user:{username.casefold()[:150]}", self.policies.login_user)]
+        name = username.casefold()[:150].encode("unicode_escape").decode("ascii")[:190]  # storable, bounded
+        keys: Keys = [(f"user:{name}", self.policies.login_user)]
         if ip:
             keys.append((f"login-ip:{ip}", self.policies.login_ip))
         return keys

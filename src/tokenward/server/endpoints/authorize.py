@@ -6,6 +6,7 @@ Until the client and its redirect URI are trusted, errors are shown on a page an
 
 from __future__ import annotations
 
+import re
 import secrets
 from urllib.parse import urlencode
 
@@ -26,6 +27,10 @@ from tokenward.server.grants.base import AUTHORIZATION_CODE_PREFIX, select_audie
 from tokenward.server.model import AuthorizationCode, AuthorizationRequest, Client
 from tokenward.server.settings import Settings
 from tokenward.server.store.protocols import Transaction
+
+# RFC 6749 A.5 says VSCHAR; non-ASCII is let through (some clients send it), control characters are not:
+# they cannot be stored (PostgreSQL text has no NUL) and have no business in a redirect.
+_STATE = re.compile(r"[^\x00-\x1f\x7f]*")
 
 
 class AuthorizationPageError(Exception):
@@ -79,6 +84,9 @@ async def validate_authorization_request(
     redirect_uri, explicit = _select_redirect_uri(client, params.get("redirect_uri"))
 
     state = None if "state" in duplicates else params.get("state")
+    if state is not None and not _STATE.fullmatch(state):
+        raise AuthorizationRedirectError(redirect_uri=redirect_uri, state=None, error=InvalidRequestError(
+            "state must not contain control characters."))
 
     def fail(error: OAuthError) -> AuthorizationRedirectError:
         return AuthorizationRedirectError(redirect_uri=redirect_uri, state=state, error=error)
