@@ -13,34 +13,44 @@ import sys
 import time
 from typing import Any
 
-_SECRET_PATTERNS = [
-    re.compile(r"tw_(?:rt|ac|cs)_[A-Za-z0-9_\-]+"),
-    re.compile(r"eyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*"),
-    re.compile(r"(?i)((?:password|client_secret|refresh_token|access_token|code_verifier|code)=)[^&\s\"']+"),
-    re.compile(r"(?i)(authorization:\s*(?:basic|bearer)\s+)\S+"),
-]
+# One pass over each line: Tokenward-prefixed secrets, JWTs, credential-named fields, Authorization values.
+_SECRETS = re.compile(
+    r"tw_(?:rt|ac|cs)_[A-Za-z0-9_\-]+"
+    r"|eyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*"
+    r"|(?i:((?:password|client_secret|refresh_token|access_token|code_verifier|code)=)[^&\s\"']+)"
+    r"|(?i:(authorization:\s*(?:basic|bearer)\s+)\S+)"
+)
 _EXTRA_FIELDS = ("event", "request_id", "client_id", "sub", "ip", "grant_type", "grant_id", "token_type", "active",
                  "kid", "alg", "reason", "debug", "method", "path", "status", "duration_ms")
 
 
 def redact(text: str) -> str:
-    for pattern in _SECRET_PATTERNS:
-        text = pattern.sub(lambda m: (m.group(1) if m.groups() else "") + "[redacted]", text)
-    return text
+    # Most lines hold none of the anchors; the substring checks cost well under a microsecond, the regex ~20.
+    if "tw_" not in text and "eyJ" not in text and "=" not in text and "authorization" not in text.lower():
+        return text
+    return _SECRETS.sub(lambda m: (m.group(1) or m.group(2) or "") + "[redacted]", text)
 
 
 class JsonFormatter(logging.Formatter):
+    _last: tuple[int, str] = (-1, "")
+
+    def _second(self, seconds: int) -> str:
+        """The formatted second, reused while it lasts (most lines of a busy server share one)."""
+        if self._last[0] != seconds:
+            self._last = (seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)))
+        return self._last[1]
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "time": f"{self._second(int(record.created))}.{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
         }
+        fields = record.__dict__
         for name in _EXTRA_FIELDS:
-            if hasattr(record, name):
-                entry[name] = getattr(record, name)
+            if name in fields:
+                entry[name] = fields[name]
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return redact(json.dumps(entry, default=str))
@@ -58,7 +68,15 @@ def configure_audit_for_cli() -> None:
 
 
 def configure_logging(level: str = "INFO") -> None:
-    """Route every logger (ours, uvicorn's) through the JSON formatter on stderr."""
+    """Route every logger (ours, uvicorn's) through the JSON formatter on stderr.
+
+    Records skip what the JSON lines never show (caller frame, thread, process names): ~40% of the cost
+    of a line, and the server writes one or two lines per request.
+    """
+    logging._srcfile = None  # documented in the logging HOWTO, "Optimization"
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
