@@ -21,7 +21,7 @@ from tokenward.protocol.scope import Scope
 from tokenward.protocol.types import GrantType
 from tokenward.server.crypto import token_hash
 from tokenward.server.grants.base import GrantContext, TokenResponse, issue_for_grant
-from tokenward.server.model import Client, RefreshToken
+from tokenward.server.model import Client, Grant, RefreshToken
 from tokenward.server.store.protocols import Transaction
 
 grant_type = GrantType.REFRESH_TOKEN
@@ -38,28 +38,43 @@ async def exchange(ctx: GrantContext, client: Client, form: dict[str, str]) -> T
 
 async def _rotate(ctx: GrantContext, tx: Transaction, client: Client, presented: bytes, requested: Scope
                   ) -> TokenResponse:
-    token = await tx.get_refresh_token(presented)
-    if token is None or token.client_id != client.client_id:
-        raise InvalidGrantError("The refresh token is invalid.", debug="unknown token or other client")
-    grant = await tx.get_grant(token.grant_id, lock=True)  # the family's lock: rotations queue here
-    token = await tx.get_refresh_token(token.token_hash) or token  # as the previous holder left it
-    if grant is None or grant.revoked_at is not None or token.revoked_at is not None:
+    # The family's lock first (rotations and revocations of one grant queue on it), then one conditional
+    # UPDATE decides whether this is the token's first use: two statements on the success path.
+    grant = await tx.lock_refresh_family(presented)
+    token = await tx.consume_refresh_token(presented, ctx.now) if grant is not None else None
+    if grant is None or token is None:
+        return await _not_consumable(ctx, tx, client, presented, grant)
+    # Consumed: any refusal below raises, and the transaction's rollback un-consumes the token.
+    if token.client_id != client.client_id:
+        raise InvalidGrantError("The refresh token is invalid.", debug="other client")
+    if grant.revoked_at is not None:
         raise InvalidGrantError("The refresh token has been revoked.")
     if token.expires_at <= ctx.now or grant.expires_at <= ctx.now:
         raise InvalidGrantError("The refresh token has expired.")
-    if token.consumed_at is None and not requested <= grant.scope:
+    if not requested <= grant.scope:
         raise InvalidScopeError("The requested scope exceeds the original grant.")
-    if token.consumed_at is not None or not await tx.consume_refresh_token(token.token_hash, ctx.now):
-        retried = await _grace_retry(ctx, tx, client, token, grant.user_id)
-        if retried is not None:
-            return retried
-        await tx.revoke_grant(grant.id, ctx.now)
-        raise ReuseDetectedError("The refresh token has already been used.",
-                                 debug=f"refresh token reuse; revoked grant {grant.id}")
     issued = await issue_for_grant(ctx, tx, client, grant, requested or grant.scope)
     if ctx.settings.refresh_grace(client.public) > 0:
         await _keep_for_grace(ctx, tx, token, issued)
     return issued
+
+
+async def _not_consumable(ctx: GrantContext, tx: Transaction, client: Client, presented: bytes,
+                          grant: Grant | None) -> TokenResponse:
+    """Unknown, another client's, revoked, expired — or already used: a grace retry, or reuse."""
+    token = await tx.get_refresh_token(presented) if grant is not None else None
+    if grant is None or token is None or token.client_id != client.client_id:
+        raise InvalidGrantError("The refresh token is invalid.", debug="unknown token or other client")
+    if grant.revoked_at is not None or token.revoked_at is not None:
+        raise InvalidGrantError("The refresh token has been revoked.")
+    if token.expires_at <= ctx.now or grant.expires_at <= ctx.now:
+        raise InvalidGrantError("The refresh token has expired.")
+    retried = await _grace_retry(ctx, tx, client, token, grant.user_id)
+    if retried is not None:
+        return retried
+    await tx.revoke_grant(grant.id, ctx.now)
+    raise ReuseDetectedError("The refresh token has already been used.",
+                             debug=f"refresh token reuse; revoked grant {grant.id}")
 
 
 async def _keep_for_grace(ctx: GrantContext, tx: Transaction, token: RefreshToken, issued: TokenResponse) -> None:

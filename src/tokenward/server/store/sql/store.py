@@ -375,6 +375,12 @@ class SqlTransaction:
         row = (await self._conn.execute(query.with_for_update() if lock else query)).first()
         return _grant(row) if row else None
 
+    async def lock_refresh_family(self, token_hash: bytes) -> Grant | None:
+        family = select(t.refresh_tokens.c.grant_id).where(t.refresh_tokens.c.token_hash == token_hash)
+        query = select(t.grants).where(t.grants.c.id == family.scalar_subquery()).with_for_update()
+        row = (await self._conn.execute(query)).first()
+        return _grant(row) if row else None
+
     async def revoke_grant(self, grant_id: str, now: int) -> None:
         await self.get_grant(grant_id, lock=True)  # the family lock first, as rotation takes it
         await self._conn.execute(update(t.grants).where(
@@ -415,15 +421,15 @@ class SqlTransaction:
             t.refresh_tokens.c.token_hash == token_hash))).first()
         return _refresh(row) if row else None
 
-    async def consume_refresh_token(self, token_hash: bytes, now: int) -> bool:
+    async def consume_refresh_token(self, token_hash: bytes, now: int) -> RefreshToken | None:
         c = t.refresh_tokens.c
         row = (await self._conn.execute(
             update(t.refresh_tokens)
             .where(c.token_hash == token_hash, c.consumed_at.is_(None), c.revoked_at.is_(None))
             .values(consumed_at=now)
-            .returning(c.token_hash)
+            .returning(*t.refresh_tokens.c)
         )).first()
-        return row is not None
+        return _refresh(row) if row else None
 
     async def keep_successor(self, token_hash: bytes, successor_hash: bytes, sealed: bytes) -> None:
         await self._conn.execute(update(t.refresh_tokens).where(t.refresh_tokens.c.token_hash == token_hash).values(
