@@ -125,6 +125,32 @@ def test_database_outage_answers_503_fast_and_loses_nothing(tmp_path: Path) -> N
         drop_pg_database(direct)
 
 
+def test_connections_broken_while_idle_are_replaced_before_use(tmp_path: Path) -> None:
+    """No pre-ping on every checkout: a pooled connection idle for over a second is pinged, and one the
+    network cut while nobody used it is replaced, so the first request afterwards succeeds."""
+    if "postgresql" not in BACKENDS:
+        pytest.fail("this test needs the PostgreSQL backend (TOKENWARD_TEST_BACKENDS includes postgresql)")
+    direct = create_pg_database()
+    proxy = TcpProxy()
+    proxy.start()
+    server = ServerProcess(base_url=f"http://127.0.0.1:{free_port()}",
+                           db_url=direct.replace(":5432/", f":{proxy.port}/"), log_path=tmp_path / "s.log",
+                           workdir=tmp_path)
+    try:
+        server.start()
+        client = server.add_client(public=True, redirect_uri="http://127.0.0.1/cb")
+        tokens = exchange_code(server, client, authorize(server, client, server.add_user(),
+                                                         redirect_uri="http://127.0.0.1:9/cb")).json()
+        proxy.cut()  # every pooled connection dies while idle ...
+        proxy.start()  # ... and the database is reachable again before the next request
+        time.sleep(1.5)
+        r = server.token(client, {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
+        assert r.status_code == 200, r.text
+    finally:
+        server.stop()
+        drop_pg_database(direct)
+
+
 def test_sigkill_mid_refresh_never_accepts_a_refresh_token_twice(fresh_server: ServerProcess) -> None:
     server = fresh_server
     server.start()

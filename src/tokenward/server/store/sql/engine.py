@@ -9,10 +9,12 @@ SQLite gets WAL, a busy timeout and ``BEGIN IMMEDIATE`` for write transactions: 
 from __future__ import annotations
 
 import sqlite3
+import time
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 WRITE_OPTION = "tokenward_write"
@@ -87,8 +89,36 @@ def create_server_engine(db_url: str, *, pgbouncer: bool = False) -> AsyncEngine
     url = _url(db_url, asynchronous=True)
     if url.get_backend_name() != "postgresql":
         raise ValueError("the async engine is for PostgreSQL; SQLite uses create_sqlite_loop_engine")
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True, pool_timeout=5,
-                               connect_args=_pg_connect_args(pgbouncer))
+    engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_timeout=5,
+                                 connect_args=_pg_connect_args(pgbouncer))
+    _ping_when_idle(engine.sync_engine)
+    return engine
+
+
+IDLE_PING_SECONDS = 1.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Check a pooled connection before use only if it sat idle for a while.
+
+    ``pool_pre_ping`` pings on every checkout (one extra round trip per request); a connection used a
+    moment ago is almost surely alive, and one that is not fails that request with 503 and makes the pool
+    drop every older connection. After a database restart or network cut, idle connections are pinged
+    and replaced before use, so the first request after recovery succeeds.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.pop("idle_since", None)
+        if idle_since is not None and time.monotonic() - idle_since > IDLE_PING_SECONDS:
+            try:
+                engine.dialect.do_ping(dbapi_connection)
+            except Exception as exc:  # any failure: let the pool replace this connection
+                raise DisconnectionError() from exc
 
 
 def create_sync_engine(db_url: str) -> Engine:
