@@ -49,7 +49,7 @@ soak: $(STAMP)
 demo: $(STAMP) chromium
 	$(BIN)/python scripts/demo.py
 
-## fuzz: schemathesis against a real server, 10,000 cases per operation (FUZZ_EXAMPLES to change)
+## fuzz: schemathesis against a real server, 10,000 cases per operation, one process per operation and one per core at a time (FUZZ_EXAMPLES, FUZZ_JOBS to change)
 fuzz: $(STAMP)
 	$(BIN)/python scripts/fuzz.py
 
