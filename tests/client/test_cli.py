@@ -29,7 +29,7 @@ def logged_in(server: ServerProcess, config_home: Path) -> Iterator[tuple[Client
     client = server.add_client(public=True, redirect_uri=LOOPBACK, scope="profile:read profile:write")
     user = server.add_user()
     issuer = server.metadata()["issuer"]
-    proc = subprocess.Popen([TOKENWARD, "login", "--issuer", issuer, "--client-id", client.client_id,
+    proc = subprocess.Popen([TOKENWARD, "login", "--issuer", issuer, f"--client-id={client.client_id}",
                              "--scope", "profile:read", "--no-browser", "--timeout", "30", "--json"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
     try:

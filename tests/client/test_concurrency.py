@@ -82,7 +82,7 @@ def test_two_processes_sharing_a_file_store_send_one_refresh_request_when_token_
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     children = [subprocess.Popen(
         [sys.executable, "-m", "tests.client.child", "call", "--token-endpoint", server.metadata()["token_endpoint"],
-         "--client-id", client.client_id, "--store", str(store_path), "--key", str(key_path),
+         f"--client-id={client.client_id}", "--store", str(store_path), "--key", str(key_path),
          "--url", api.url + "/user/profile", "--threads", "5", "--go", str(go)],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     try:

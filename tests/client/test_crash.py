@@ -30,7 +30,7 @@ def test_next_run_has_working_refresh_token_when_client_was_killed_right_after_r
     store_path, key_path = tmp_path / "tokens.json", tmp_path / "store.key"
     store = EncryptedFileTokenStore(store_path, key=KeyFileKey(key_path))
     store.save(expired(token))
-    common = ["--token-endpoint", server.metadata()["token_endpoint"], "--client-id", client.client_id,
+    common = ["--token-endpoint", server.metadata()["token_endpoint"], f"--client-id={client.client_id}",
               "--store", str(store_path), "--key", str(key_path), "--url", api.url + "/user/profile"]
 
     killed = child("call", *common, "--crash-after-refresh")

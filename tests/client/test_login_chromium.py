@@ -47,7 +47,7 @@ def test_cli_login_completes_in_chromium_and_stores_tokens_when_user_allows(
         client = pool.submit(lambda: server.add_client(public=True, redirect_uri=LOOPBACK)).result()
         user = pool.submit(server.add_user).result()
     issuer = server.metadata()["issuer"]
-    proc = subprocess.Popen([TOKENWARD, "login", "--issuer", issuer, "--client-id", client.client_id,
+    proc = subprocess.Popen([TOKENWARD, "login", "--issuer", issuer, f"--client-id={client.client_id}",
                              "--scope", "profile:read", "--no-browser", "--timeout", "60"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
     try:
