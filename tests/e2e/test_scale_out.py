@@ -8,14 +8,16 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx2
 import pytest
 
 from tests.conftest import BACKENDS, create_pg_database, drop_pg_database
-from tests.support import ServerProcess, authorize, exchange_code, free_port, hidden_fields, query_of
+from tests.support import ClientInfo, ServerProcess, authorize, exchange_code, free_port, hidden_fields, query_of
 from tokenward.protocol import pkce
 
 
@@ -96,7 +98,21 @@ class TcpProxy:
         asyncio.run_coroutine_threadsafe(go(), self.loop).result(5)
 
 
-def test_database_outage_answers_503_fast_and_loses_nothing(tmp_path: Path) -> None:
+@dataclass
+class ProxiedServer:
+    server: ServerProcess
+    proxy: TcpProxy
+    client: ClientInfo
+    refresh_token: str
+
+    def refresh(self) -> httpx2.Response:
+        return self.server.token(self.client, {"grant_type": "refresh_token", "refresh_token": self.refresh_token})
+
+
+@pytest.fixture
+def proxied(tmp_path: Path) -> Iterator[ProxiedServer]:
+    """A server on a fresh PostgreSQL database reached through a TCP proxy the test can cut, with a
+    signed-in public client's refresh token."""
     if "postgresql" not in BACKENDS:
         pytest.fail("this test needs the PostgreSQL backend (TOKENWARD_TEST_BACKENDS includes postgresql)")
     direct = create_pg_database()
@@ -110,45 +126,32 @@ def test_database_outage_answers_503_fast_and_loses_nothing(tmp_path: Path) -> N
         client = server.add_client(public=True, redirect_uri="http://127.0.0.1/cb")
         tokens = exchange_code(server, client, authorize(server, client, server.add_user(),
                                                          redirect_uri="http://127.0.0.1:9/cb")).json()
-        proxy.cut()
-        started = time.monotonic()
-        r = server.token(client, {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
-        elapsed = time.monotonic() - started
-        assert r.status_code == 503 and r.json()["error"] == "temporarily_unavailable"
-        assert r.headers["cache-control"] == "no-store" and r.headers["retry-after"]
-        assert elapsed < 7, elapsed
-        proxy.start()
-        again = server.token(client, {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
-        assert again.status_code == 200  # nothing was consumed during the outage
+        yield ProxiedServer(server, proxy, client, tokens["refresh_token"])
     finally:
         server.stop()
         drop_pg_database(direct)
 
 
-def test_connections_broken_while_idle_are_replaced_before_use(tmp_path: Path) -> None:
+def test_database_outage_answers_503_fast_and_loses_nothing(proxied: ProxiedServer) -> None:
+    proxied.proxy.cut()
+    started = time.monotonic()
+    r = proxied.refresh()
+    elapsed = time.monotonic() - started
+    assert r.status_code == 503 and r.json()["error"] == "temporarily_unavailable"
+    assert r.headers["cache-control"] == "no-store" and r.headers["retry-after"]
+    assert elapsed < 7, elapsed
+    proxied.proxy.start()
+    assert proxied.refresh().status_code == 200  # nothing was consumed during the outage
+
+
+def test_connections_broken_while_idle_are_replaced_before_use(proxied: ProxiedServer) -> None:
     """No pre-ping on every checkout: a pooled connection idle for over a second is pinged, and one the
     network cut while nobody used it is replaced, so the first request afterwards succeeds."""
-    if "postgresql" not in BACKENDS:
-        pytest.fail("this test needs the PostgreSQL backend (TOKENWARD_TEST_BACKENDS includes postgresql)")
-    direct = create_pg_database()
-    proxy = TcpProxy()
-    proxy.start()
-    server = ServerProcess(base_url=f"http://127.0.0.1:{free_port()}",
-                           db_url=direct.replace(":5432/", f":{proxy.port}/"), log_path=tmp_path / "s.log",
-                           workdir=tmp_path)
-    try:
-        server.start()
-        client = server.add_client(public=True, redirect_uri="http://127.0.0.1/cb")
-        tokens = exchange_code(server, client, authorize(server, client, server.add_user(),
-                                                         redirect_uri="http://127.0.0.1:9/cb")).json()
-        proxy.cut()  # every pooled connection dies while idle ...
-        proxy.start()  # ... and the database is reachable again before the next request
-        time.sleep(1.5)
-        r = server.token(client, {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
-        assert r.status_code == 200, r.text
-    finally:
-        server.stop()
-        drop_pg_database(direct)
+    proxied.proxy.cut()  # every pooled connection dies while idle ...
+    proxied.proxy.start()  # ... and the database is reachable again before the next request
+    time.sleep(1.5)
+    r = proxied.refresh()
+    assert r.status_code == 200, r.text
 
 
 def test_sigkill_mid_refresh_never_accepts_a_refresh_token_twice(fresh_server: ServerProcess) -> None:
