@@ -44,8 +44,6 @@ class AuthorizationServer:
         await keys.refresh()
         limiter = RateLimiter(store, settings.rate_limit_policies, enabled=settings.rate_limits,
                               sync_seconds=settings.rate_limit_sync_seconds)
-        if settings.rate_limits:
-            await limiter.sync()
         clients = ClientCache(store, settings.client_cache_seconds)
         return cls(settings=settings, store=store, keys=keys, box=box, limiter=limiter,
                    token=TokenEndpoint(settings, store, keys, box, limiter, clients),

@@ -37,9 +37,6 @@ class ClientCache:
             self._entries[client_id] = (now + self.ttl, client)
         return client
 
-    def forget(self, client_id: str) -> None:
-        self._entries.pop(client_id, None)
-
     def _evict(self, now: float) -> None:
         """Drop expired entries; if none are, the oldest half (dicts keep insertion order)."""
         live = {k: v for k, v in self._entries.items() if v[0] > now}

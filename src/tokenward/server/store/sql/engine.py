@@ -17,11 +17,11 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-WRITE_OPTION = "tokenward_write"
 MIN_SQLITE = (3, 35, 0)  # RETURNING
 
 
-def _url(db_url: str, *, asynchronous: bool) -> URL:
+def _url(db_url: str) -> URL:
+    """The URL with our drivers: pysqlite, or psycopg 3 (sync and async)."""
     url = make_url(db_url)
     backend = url.get_backend_name()
     if backend == "sqlite":
@@ -54,8 +54,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(conn: Any) -> None:
-    immediate = conn.get_execution_options().get(WRITE_OPTION, False)
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    """Migrations write: take the write lock up front."""
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _check_sqlite_version() -> None:
@@ -77,7 +77,7 @@ def create_sqlite_loop_engine(db_url: str) -> Engine:
     Its pool never blocks (unlimited overflow): a checkout that waited would stall the loop that must run
     the holders to completion.
     """
-    url = _url(db_url, asynchronous=False)
+    url = _url(db_url)
     _check_sqlite_version()
     engine = create_engine(url, pool_size=4, max_overflow=-1)
     event.listen(engine, "connect", _sqlite_pragmas)
@@ -86,7 +86,7 @@ def create_sqlite_loop_engine(db_url: str) -> Engine:
 
 def create_server_engine(db_url: str, *, pgbouncer: bool = False) -> AsyncEngine:
     """The async engine the server uses on PostgreSQL."""
-    url = _url(db_url, asynchronous=True)
+    url = _url(db_url)
     if url.get_backend_name() != "postgresql":
         raise ValueError("the async engine is for PostgreSQL; SQLite uses create_sqlite_loop_engine")
     engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_timeout=5,
@@ -123,7 +123,7 @@ def _ping_when_idle(engine: Engine) -> None:
 
 def create_sync_engine(db_url: str) -> Engine:
     """A synchronous engine, for Alembic."""
-    url = _url(db_url, asynchronous=False)
+    url = _url(db_url)
     if url.get_backend_name() == "sqlite":
         _check_sqlite_version()
         engine = create_engine(url)
