@@ -16,8 +16,6 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcon
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, CursorResult, Dialect, Engine, Executable, delete, insert, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -37,6 +35,7 @@ from tokenward.server.model import (
     User,
 )
 from tokenward.server.store.protocols import StoreUnavailableError, Transaction
+from tokenward.server.store.sql import statements as s
 from tokenward.server.store.sql import tables as t
 from tokenward.server.store.sql.engine import (
     SQLITE_BUSY_TIMEOUT_MS,
@@ -107,8 +106,9 @@ class _LoopConnection:
         self._conn = conn
         self.dialect = conn.dialect
 
-    async def execute(self, statement: Executable) -> CursorResult[Any]:
-        return self._conn.execute(statement)
+    async def execute(self, statement: Executable, parameters: Mapping[str, Any] | None = None
+                      ) -> CursorResult[Any]:
+        return self._conn.execute(statement, parameters)
 
 
 class SqliteStore(SqlStore):
@@ -224,20 +224,24 @@ class Executor(Protocol):
     @property
     def dialect(self) -> Dialect: ...
 
-    async def execute(self, statement: Executable) -> CursorResult[Any]: ...
+    async def execute(self, statement: Executable, parameters: Mapping[str, Any] | None = None
+                      ) -> CursorResult[Any]: ...
 
 
 class SqlTransaction:
-    """All storage operations on one connection inside one transaction."""
+    """All storage operations on one connection inside one transaction (request paths run prebuilt statements)."""
 
     def __init__(self, conn: Executor) -> None:
         self._conn = conn
+
+    async def _first(self, statement: Executable, parameters: Mapping[str, Any]) -> Any:
+        return (await self._conn.execute(statement, parameters)).first()
 
     # clients
     async def get_client(self, client_id: str) -> Client | None:
         if _unstorable(client_id):
             return None
-        row = (await self._conn.execute(select(t.clients).where(t.clients.c.client_id == client_id))).first()
+        row = await self._first(s.GET_CLIENT, {"p_client_id": client_id})
         return _client(row) if row else None
 
     async def save_client(self, client: Client) -> None:
@@ -264,13 +268,13 @@ class SqlTransaction:
 
     # users
     async def get_user(self, user_id: str) -> User | None:
-        row = (await self._conn.execute(select(t.users).where(t.users.c.id == user_id))).first()
+        row = await self._first(s.GET_USER, {"p_user_id": user_id})
         return _user(row) if row else None
 
     async def get_user_by_username(self, username: str) -> User | None:
         if _unstorable(username):
             return None
-        row = (await self._conn.execute(select(t.users).where(t.users.c.username == username))).first()
+        row = await self._first(s.GET_USER_BY_USERNAME, {"p_username": username})
         return _user(row) if row else None
 
     async def save_user(self, user: User) -> None:
@@ -290,107 +294,89 @@ class SqlTransaction:
 
     # sessions
     async def save_session(self, session: Session) -> None:
-        await self._conn.execute(insert(t.sessions).values(
-            id_hash=session.id_hash, user_id=session.user_id, created_at=session.created_at,
-            expires_at=session.expires_at))
+        await self._conn.execute(s.INSERT_SESSION, {
+            "id_hash": session.id_hash, "user_id": session.user_id, "created_at": session.created_at,
+            "expires_at": session.expires_at})
 
     async def get_session(self, id_hash: bytes, now: int) -> Session | None:
-        row = (await self._conn.execute(select(t.sessions).where(
-            t.sessions.c.id_hash == id_hash, t.sessions.c.expires_at > now))).first()
+        row = await self._first(s.GET_SESSION, {"p_id_hash": id_hash, "p_now": now})
         if row is None:
             return None
         return Session(id_hash=row.id_hash, user_id=row.user_id, created_at=row.created_at,
                        expires_at=row.expires_at)
 
     async def delete_session(self, id_hash: bytes) -> None:
-        await self._conn.execute(delete(t.sessions).where(t.sessions.c.id_hash == id_hash))
+        await self._conn.execute(s.DELETE_SESSION, {"p_id_hash": id_hash})
 
     # pending authorization requests
     async def save_authorization_request(self, request: AuthorizationRequest) -> None:
-        await self._conn.execute(insert(t.authorization_requests).values(
-            id=request.id, client_id=request.client_id, redirect_uri=request.redirect_uri,
-            redirect_uri_explicit=request.redirect_uri_explicit, scope=str(request.scope), state=request.state,
-            code_challenge=request.code_challenge, audience=request.audience, csrf_token=request.csrf_token,
-            session_hash=request.session_hash, created_at=request.created_at, expires_at=request.expires_at))
+        await self._conn.execute(s.INSERT_AUTHORIZATION_REQUEST, {
+            "id": request.id, "client_id": request.client_id, "redirect_uri": request.redirect_uri,
+            "redirect_uri_explicit": request.redirect_uri_explicit, "scope": str(request.scope),
+            "state": request.state, "code_challenge": request.code_challenge, "audience": request.audience,
+            "csrf_token": request.csrf_token, "session_hash": request.session_hash,
+            "created_at": request.created_at, "expires_at": request.expires_at})
 
     async def get_authorization_request(self, request_id: str, now: int) -> AuthorizationRequest | None:
         if _unstorable(request_id):
             return None
-        row = (await self._conn.execute(select(t.authorization_requests).where(
-            t.authorization_requests.c.id == request_id, t.authorization_requests.c.expires_at > now))).first()
+        row = await self._first(s.GET_AUTHORIZATION_REQUEST, {"p_id": request_id, "p_now": now})
         return _request(row) if row else None
 
     async def rebind_authorization_request(self, request_id: str, session_hash: bytes) -> None:
-        await self._conn.execute(update(t.authorization_requests).where(
-            t.authorization_requests.c.id == request_id).values(session_hash=session_hash))
+        await self._conn.execute(s.REBIND_AUTHORIZATION_REQUEST, {"p_id": request_id, "p_session_hash": session_hash})
 
     async def delete_authorization_request(self, request_id: str) -> None:
-        await self._conn.execute(delete(t.authorization_requests).where(
-            t.authorization_requests.c.id == request_id))
+        await self._conn.execute(s.DELETE_AUTHORIZATION_REQUEST, {"p_id": request_id})
 
     # consent
     async def has_consent(self, user_id: str, client_id: str, scope: Scope) -> bool:
-        rows = await self._conn.execute(select(t.consents.c.scope).where(
-            t.consents.c.user_id == user_id, t.consents.c.client_id == client_id))
+        rows = await self._conn.execute(s.GET_CONSENTED_SCOPES, {"p_user_id": user_id, "p_client_id": client_id})
         return any(scope <= Scope.parse(r.scope) for r in rows)
 
     async def save_consent(self, user_id: str, client_id: str, scope: Scope, now: int) -> None:
         if await self.has_consent(user_id, client_id, scope):
             return
-        await self._conn.execute(insert(t.consents).values(
-            user_id=user_id, client_id=client_id, scope=str(scope), created_at=now))
+        await self._conn.execute(s.INSERT_CONSENT, {
+            "user_id": user_id, "client_id": client_id, "scope": str(scope), "created_at": now})
 
     # authorization codes
     async def save_code(self, code: AuthorizationCode) -> None:
-        await self._conn.execute(insert(t.authorization_codes).values(
-            code_hash=code.code_hash, client_id=code.client_id, user_id=code.user_id,
-            redirect_uri=code.redirect_uri, redirect_uri_explicit=code.redirect_uri_explicit,
-            code_challenge=code.code_challenge, scope=str(code.scope), audience=code.audience,
-            created_at=code.created_at, expires_at=code.expires_at))
+        await self._conn.execute(s.INSERT_CODE, {
+            "code_hash": code.code_hash, "client_id": code.client_id, "user_id": code.user_id,
+            "redirect_uri": code.redirect_uri, "redirect_uri_explicit": code.redirect_uri_explicit,
+            "code_challenge": code.code_challenge, "scope": str(code.scope), "audience": code.audience,
+            "created_at": code.created_at, "expires_at": code.expires_at})
 
     async def get_code(self, code_hash: bytes) -> AuthorizationCode | None:
-        row = (await self._conn.execute(select(t.authorization_codes).where(
-            t.authorization_codes.c.code_hash == code_hash))).first()
+        row = await self._first(s.GET_CODE, {"p_hash": code_hash})
         return _code(row) if row else None
 
     async def consume_code(self, code_hash: bytes, grant_id: str, now: int) -> bool:
-        c = t.authorization_codes.c
-        row = (await self._conn.execute(
-            update(t.authorization_codes)
-            .where(c.code_hash == code_hash, c.consumed_at.is_(None))
-            .values(consumed_at=now, grant_id=grant_id)
-            .returning(c.code_hash)
-        )).first()
+        row = await self._first(s.CONSUME_CODE, {"p_hash": code_hash, "p_now": now, "p_grant_id": grant_id})
         return row is not None
 
     # grants
     async def save_grant(self, grant: Grant) -> None:
-        await self._conn.execute(insert(t.grants).values(
-            id=grant.id, client_id=grant.client_id, user_id=grant.user_id, scope=str(grant.scope),
-            audience=grant.audience, created_at=grant.created_at, expires_at=grant.expires_at,
-            revoked_at=grant.revoked_at))
+        await self._conn.execute(s.INSERT_GRANT, {
+            "id": grant.id, "client_id": grant.client_id, "user_id": grant.user_id, "scope": str(grant.scope),
+            "audience": grant.audience, "created_at": grant.created_at, "expires_at": grant.expires_at,
+            "revoked_at": grant.revoked_at})
 
     async def get_grant(self, grant_id: str, *, lock: bool = False) -> Grant | None:
-        query = select(t.grants).where(t.grants.c.id == grant_id)
-        row = (await self._conn.execute(query.with_for_update() if lock else query)).first()
+        row = await self._first(s.LOCK_GRANT if lock else s.GET_GRANT, {"p_grant_id": grant_id})
         return _grant(row) if row else None
 
     async def lock_refresh_family(self, token_hash: bytes) -> Grant | None:
-        family = select(t.refresh_tokens.c.grant_id).where(t.refresh_tokens.c.token_hash == token_hash)
-        query = select(t.grants).where(t.grants.c.id == family.scalar_subquery()).with_for_update()
-        row = (await self._conn.execute(query)).first()
+        row = await self._first(s.LOCK_REFRESH_FAMILY, {"p_hash": token_hash})
         return _grant(row) if row else None
 
     async def revoke_grant(self, grant_id: str, now: int) -> None:
         await self.get_grant(grant_id, lock=True)  # the family lock first, as rotation takes it
-        await self._conn.execute(update(t.grants).where(
-            t.grants.c.id == grant_id, t.grants.c.revoked_at.is_(None)).values(revoked_at=now))
-        await self._conn.execute(update(t.refresh_tokens).where(
-            t.refresh_tokens.c.grant_id == grant_id, t.refresh_tokens.c.revoked_at.is_(None)
-        ).values(revoked_at=now))
-        await self._conn.execute(update(t.access_tokens).where(
-            t.access_tokens.c.grant_id == grant_id, t.access_tokens.c.revoked_at.is_(None)
-        ).values(revoked_at=now))
+        params = {"p_grant_id": grant_id, "p_now": now}
+        await self._conn.execute(s.REVOKE_GRANT, params)
+        await self._conn.execute(s.REVOKE_GRANT_REFRESH_TOKENS, params)
+        await self._conn.execute(s.REVOKE_GRANT_ACCESS_TOKENS, params)
 
     async def list_grants(self, *, user_id: str | None = None, client_id: str | None = None,
                           active_at: int | None = None) -> Sequence[Grant]:
@@ -412,88 +398,69 @@ class SqlTransaction:
 
     # refresh and access tokens
     async def save_refresh_token(self, token: RefreshToken) -> None:
-        await self._conn.execute(insert(t.refresh_tokens).values(
-            token_hash=token.token_hash, grant_id=token.grant_id, client_id=token.client_id,
-            scope=str(token.scope), created_at=token.created_at, expires_at=token.expires_at))
+        await self._conn.execute(s.INSERT_REFRESH_TOKEN, {
+            "token_hash": token.token_hash, "grant_id": token.grant_id, "client_id": token.client_id,
+            "scope": str(token.scope), "created_at": token.created_at, "expires_at": token.expires_at})
 
     async def get_refresh_token(self, token_hash: bytes) -> RefreshToken | None:
-        row = (await self._conn.execute(select(t.refresh_tokens).where(
-            t.refresh_tokens.c.token_hash == token_hash))).first()
+        row = await self._first(s.GET_REFRESH_TOKEN, {"p_hash": token_hash})
         return _refresh(row) if row else None
 
     async def consume_refresh_token(self, token_hash: bytes, now: int) -> RefreshToken | None:
-        c = t.refresh_tokens.c
-        row = (await self._conn.execute(
-            update(t.refresh_tokens)
-            .where(c.token_hash == token_hash, c.consumed_at.is_(None), c.revoked_at.is_(None))
-            .values(consumed_at=now)
-            .returning(*t.refresh_tokens.c)
-        )).first()
+        row = await self._first(s.CONSUME_REFRESH_TOKEN, {"p_hash": token_hash, "p_now": now})
         return _refresh(row) if row else None
 
     async def keep_successor(self, token_hash: bytes, successor_hash: bytes, sealed: bytes) -> None:
-        await self._conn.execute(update(t.refresh_tokens).where(t.refresh_tokens.c.token_hash == token_hash).values(
-            successor_hash=successor_hash, successor_sealed=sealed))
+        await self._conn.execute(s.KEEP_SUCCESSOR, {
+            "p_hash": token_hash, "p_successor_hash": successor_hash, "p_sealed": sealed})
 
     async def claim_grace_retry(self, token_hash: bytes, now: int) -> bool:
-        c = t.refresh_tokens.c
-        row = (await self._conn.execute(
-            update(t.refresh_tokens)
-            .where(c.token_hash == token_hash, c.grace_used_at.is_(None), c.revoked_at.is_(None))
-            .values(grace_used_at=now)
-            .returning(c.token_hash)
-        )).first()
-        return row is not None
+        return await self._first(s.CLAIM_GRACE_RETRY, {"p_hash": token_hash, "p_now": now}) is not None
 
     async def save_access_token(self, record: AccessTokenRecord) -> None:
-        await self._conn.execute(insert(t.access_tokens).values(
-            jti=record.jti, grant_id=record.grant_id, client_id=record.client_id, expires_at=record.expires_at))
+        await self._conn.execute(s.INSERT_ACCESS_TOKEN, {
+            "jti": record.jti, "grant_id": record.grant_id, "client_id": record.client_id,
+            "expires_at": record.expires_at})
 
     async def get_access_token(self, jti: str) -> AccessTokenRecord | None:
-        row = (await self._conn.execute(select(t.access_tokens).where(t.access_tokens.c.jti == jti))).first()
+        row = await self._first(s.GET_ACCESS_TOKEN, {"p_jti": jti})
         if row is None:
             return None
         return AccessTokenRecord(jti=row.jti, grant_id=row.grant_id, client_id=row.client_id,
                                  expires_at=row.expires_at, revoked_at=row.revoked_at)
 
     async def revoke_access_token(self, jti: str, client_id: str, expires_at: int, now: int) -> None:
-        c = t.access_tokens.c
-        result = await self._conn.execute(
-            update(t.access_tokens).where(c.jti == jti, c.revoked_at.is_(None)).values(revoked_at=now))
+        result = await self._conn.execute(s.REVOKE_ACCESS_TOKEN, {"p_jti": jti, "p_now": now})
         if result.rowcount == 0 and await self.get_access_token(jti) is None:
-            await self._conn.execute(insert(t.access_tokens).values(
-                jti=jti, grant_id=None, client_id=client_id, expires_at=expires_at, revoked_at=now))
+            await self._conn.execute(s.INSERT_ACCESS_TOKEN, {
+                "jti": jti, "grant_id": None, "client_id": client_id, "expires_at": expires_at, "revoked_at": now})
 
     # rate limits
     async def lockout_seconds(self, keys: Sequence[str], now: int) -> int:
-        rows = await self._conn.execute(select(t.rate_limits.c.locked_until).where(
-            t.rate_limits.c.key.in_(list(keys)), t.rate_limits.c.locked_until > now))
+        rows = await self._conn.execute(s.LOCKOUTS, {"p_keys": list(keys), "p_now": now})
         return max((r.locked_until - now for r in rows), default=0)
 
     async def locked_keys(self, now: int) -> Mapping[str, int]:
-        rows = await self._conn.execute(select(t.rate_limits.c.key, t.rate_limits.c.locked_until).where(
-            t.rate_limits.c.locked_until > now))
+        rows = await self._conn.execute(s.LOCKED_KEYS, {"p_now": now})
         return {r.key: r.locked_until for r in rows}
 
     async def record_failure(self, key: str, now: int, *, limit: int, window: int, lock: int, max_lock: int
                              ) -> int:
-        c = t.rate_limits.c
-        insert_new = (sqlite_insert if self._conn.dialect.name == "sqlite" else pg_insert)(t.rate_limits)
-        await self._conn.execute(insert_new.values(key=key, window_start=now, failures=0, locked_until=0)
-                                 .on_conflict_do_nothing(index_elements=["key"]))
-        row = (await self._conn.execute(select(t.rate_limits).where(c.key == key).with_for_update())).one()
+        await self._conn.execute(s.START_FAILURE_WINDOW[self._conn.dialect.name], {
+            "key": key, "window_start": now, "failures": 0, "locked_until": 0})
+        row = await self._first(s.LOCK_FAILURES, {"p_key": key})
         failures, start = row.failures + 1, row.window_start
         if start + window <= now and row.locked_until <= now:  # a new window
             failures, start = 1, now
         locked_until = row.locked_until
         if failures >= limit:
             locked_until = now + min(lock * 2 ** min(failures - limit, 20), max_lock)
-        await self._conn.execute(update(t.rate_limits).where(c.key == key).values(
-            failures=failures, window_start=start, locked_until=locked_until))
+        await self._conn.execute(s.SET_FAILURES, {
+            "p_key": key, "p_failures": failures, "p_window_start": start, "p_locked_until": locked_until})
         return int(locked_until)
 
     async def clear_failures(self, key: str) -> None:
-        await self._conn.execute(delete(t.rate_limits).where(t.rate_limits.c.key == key))
+        await self._conn.execute(s.CLEAR_FAILURES, {"p_key": key})
 
     # maintenance
     async def lock_maintenance(self) -> None:
