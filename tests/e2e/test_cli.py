@@ -95,3 +95,17 @@ def test_keys_rotate_switches_signing_key_and_keeps_old_key_published(fresh_serv
     assert {old_kid, new_kid} <= published
     states = {k["kid"]: k["state"] for k in json.loads(tw("keys", "list", "--json", db=env_db).stdout)}
     assert states[old_kid] == "retired" and states[new_kid] == "active"
+
+
+def test_serve_runs_on_the_event_loop_given_by_loop_option(fresh_server: ServerProcess) -> None:
+    """asyncio is the default (fair under overload); --loop uvloop swaps in uvloop's C event loop."""
+    for loop, uvloop_loaded in ((None, False), ("uvloop", True)):
+        fresh_server.start(*(("--loop", loop) if loop else ()))
+        try:
+            client = fresh_server.add_client(grant_types=("client_credentials",), redirect_uri=None)
+            assert fresh_server.token(client, {"grant_type": "client_credentials"}).status_code == 200
+            assert fresh_server.process is not None
+            maps = Path(f"/proc/{fresh_server.process.pid}/maps").read_text()
+            assert ("/uvloop/" in maps) is uvloop_loaded
+        finally:
+            fresh_server.stop()

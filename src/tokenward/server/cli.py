@@ -88,12 +88,17 @@ def _iso(ts: int | None) -> str:
 @click.option("--signing-alg", type=click.Choice([a.value for a in SigningAlg]), help="Default signing algorithm.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("--loop", "loop", default="asyncio", show_default=True, type=click.Choice(["asyncio", "uvloop"]),
+              help="Event loop. uvloop answers ~1.6x more trivial requests a second but serves connections "
+                   "unfairly under overload (p99 in seconds at 128 connections on 2 cores); asyncio keeps p99 "
+                   "close to p50.")
 @click.option("--metrics", is_flag=True, help="Serve Prometheus metrics at /metrics (needs tokenward[metrics]).")
 @click.option("--trusted-proxy", "trusted_proxies", multiple=True,
               help="Believe X-Forwarded-For/-Proto from this proxy address or CIDR (repeatable; env "
                    "TOKENWARD_TRUSTED_PROXIES, comma-separated).")
 def serve(host: str, port: int, issuer: str | None, workers: int, db_url: str, access_token_ttl: int | None,
-          signing_alg: str | None, log_level: str, metrics: bool, trusted_proxies: tuple[str, ...]) -> None:
+          signing_alg: str | None, log_level: str, loop: str, metrics: bool, trusted_proxies: tuple[str, ...]
+          ) -> None:
     """Run the authorization server (migrates the schema and creates signing keys first)."""
     import uvicorn
 
@@ -122,7 +127,7 @@ def serve(host: str, port: int, issuer: str | None, workers: int, db_url: str, a
     click.echo(f"Tokenward serving {settings.issuer} on http://{host}:{port} "
                f"({workers} worker{'s' if workers > 1 else ''}, db {_safe_db(settings.db_url)})", err=True)
     uvicorn.run("tokenward.server.web.app:create_app_from_env", factory=True, host=host, port=port,
-                workers=workers, log_config=None, access_log=False,
+                workers=workers, loop=loop, log_config=None, access_log=False,
                 proxy_headers=bool(settings.trusted_proxies), forwarded_allow_ips=settings.trusted_proxies or None,
                 server_header=False, timeout_graceful_shutdown=5, timeout_keep_alive=5,
                 h11_max_incomplete_event_size=16 * 1024, limit_concurrency=1000)
