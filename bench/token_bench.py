@@ -24,7 +24,8 @@ are printed last, each marked met or missed.
 Environment: BENCH_TOKEN_DURATION (seconds per cell, default 4: make bench stays under 10 minutes), BENCH_THREADS (wrk threads, default 2),
 BENCH_PG_URL (default postgresql://postgres@127.0.0.1:5432; the database tw_bench is created and dropped),
 BENCH_SKIP (comma-separated: authlib, node, sqlite, postgresql, workers1, workers2), BENCH_CACHE,
-BENCH_KEEP=1 (keep the temporary folder with the server logs).
+BENCH_KEEP=1 (keep the temporary folder with the server logs), BENCH_PROFILE=1 (py-spy samples the server during
+every Tokenward cell; collapsed stacks in .bench-cache/profiles/, summarised by layer at the end — slows the figures).
 """
 
 from __future__ import annotations
@@ -44,13 +45,14 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx2
 
+from bench import profile
 from bench.machine import describe
 from tokenward.protocol import pkce
 
@@ -71,6 +73,7 @@ WRK_TIMEOUT = "10s"
 GEN_CONCURRENCY = 32
 PG_URL = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432").rstrip("/")
 PG_DB = "tw_bench"
+PROFILE = bool(os.environ.get("BENCH_PROFILE"))
 SKIP = {s.strip() for s in os.environ.get("BENCH_SKIP", "").split(",") if s.strip()}
 
 SCOPE = "profile:read"
@@ -167,13 +170,34 @@ def _ms(value: str, unit: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
 
 
+@dataclass
+class Profiling:
+    """BENCH_PROFILE: which cell the next wrk run measures (None: a warm-up or pilot, not sampled)."""
+
+    work: Path = Path()
+    tag: str | None = None
+    files: list[Path] = field(default_factory=list)
+
+    def cell(self, cell: Cell) -> None:
+        self.tag = re.sub(r"[^A-Za-z0-9]+", "-", f"{cell.store} x{cell.workers} {cell.workload} c{cell.conns}").strip("-")
+
+
+profiling = Profiling()
+
+
 def wrk(url: str, script: str, args: list[str], conns: int, seconds: int, pgid: int | None) -> WrkRun:
     cmd = ["wrk", f"-t{min(THREADS, conns)}", f"-c{conns}", f"-d{seconds}s", f"--timeout={WRK_TIMEOUT}",
            "--latency", "-s", str(LUA / script), url, "--", *args]
     if pgid:
         wait_idle(pgid)
     cpu0 = group_cpu_seconds(pgid) if pgid else 0.0
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
+    if PROFILE and pgid and profiling.tag:
+        out_path = profiling.work / f"profile-{profiling.tag}.txt"
+        with profile.record(pgid, out_path, CACHE):
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
+        profiling.files.append(out_path)
+    else:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
     cpu1 = group_cpu_seconds(pgid) if pgid else 0.0
     text = out.stdout
     if out.returncode != 0 or "Requests/sec" not in text:
@@ -220,10 +244,13 @@ class Cell:
 
 
 def form_post_cell(cell: Cell, url: str, body: str, headers: list[str], pgid: int) -> Cell:
+    profiling.cell(cell)
     try:
         cell.run = wrk(url, "form_post.lua", [body, *headers], cell.conns, DURATION, pgid)
     except Exception as exc:  # a broken cell is reported, the run goes on
         cell.note = f"wrk: {exc}"
+    finally:
+        profiling.tag = None
     report_cell(cell)
     return cell
 
@@ -313,12 +340,15 @@ def consuming_cells(cells: list[Cell], files: TokenFile, url: str, supply: Suppl
         return captured
     for cell in cells:
         for attempt in (1, 2):
+            profiling.cell(cell)
             try:
                 cell.run, got = files.run(url, supply, math.ceil(rate * DURATION * MARGIN) + cell.conns, fallback,
                                           headers, cell.conns, DURATION, pgid, capture)
             except Exception as exc:
                 cell.note = f"wrk: {exc}"
                 break
+            finally:
+                profiling.tag = None
             captured.extend(got)
             rate = max(rate, cell.run.rps)
             if not cell.run.exhausted or attempt == 2:
@@ -844,6 +874,11 @@ def main() -> None:
 
     worker_counts = [n for n in (1, 2) if f"workers{n}" not in SKIP]
     work = Path(tempfile.mkdtemp(prefix="tw-token-bench-"))
+    profiling.work = work
+    if PROFILE:
+        (CACHE / "profiles").mkdir(exist_ok=True)
+        profiling.work = CACHE / "profiles"
+        log(f"BENCH_PROFILE: py-spy samples every Tokenward cell into {profiling.work} (figures are slowed)")
     try:
         if oidc_script is not None:
             cells += bench_oidc_provider(oidc_script, work)
@@ -887,6 +922,8 @@ def main() -> None:
     for note in notes:
         print(f"\nNOTE: {note}")
     print_goals(cells)
+    for path in profiling.files:
+        print("\n" + profile.summarize(path))
     print(f"\ntoken bench wall time: {elapsed:.0f} s")
 
 
