@@ -195,7 +195,8 @@ def wrk(url: str, script: str, args: list[str], conns: int, seconds: int, pgid: 
         out_path = profiling.work / f"profile-{profiling.tag}.txt"
         with profile.record(pgid, out_path, CACHE):
             out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
-        profiling.files.append(out_path)
+        if out_path not in profiling.files:
+            profiling.files.append(out_path)
     else:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
     cpu1 = group_cpu_seconds(pgid) if pgid else 0.0
