@@ -100,10 +100,9 @@ def serve(host: str, port: int, issuer: str | None, workers: int, db_url: str, a
           signing_alg: str | None, log_level: str, loop: str, metrics: bool, trusted_proxies: tuple[str, ...]
           ) -> None:
     """Run the authorization server (migrates the schema and creates signing keys first)."""
-    import uvicorn
-
     from tokenward.server.logs import configure_logging
     from tokenward.server.store.sql.migrate import upgrade
+    from tokenward.server.web import serving
 
     settings = Settings.from_env()
     changes: dict[str, Any] = {"db_url": db_url, "issuer": issuer or f"http://{host}:{port}"}
@@ -126,7 +125,7 @@ def serve(host: str, port: int, issuer: str | None, workers: int, db_url: str, a
     os.environ["TOKENWARD_LOG_LEVEL"] = log_level.upper()
     click.echo(f"Tokenward serving {settings.issuer} on http://{host}:{port} "
                f"({workers} worker{'s' if workers > 1 else ''}, db {_safe_db(settings.db_url)})", err=True)
-    uvicorn.run("tokenward.server.web.app:create_app_from_env", factory=True, host=host, port=port,
+    serving.run("tokenward.server.web.app:create_app_from_env", host=host, port=port,
                 workers=workers, loop=loop, log_config=None, access_log=False,
                 proxy_headers=bool(settings.trusted_proxies), forwarded_allow_ips=settings.trusted_proxies or None,
                 server_header=False, timeout_graceful_shutdown=5, timeout_keep_alive=5,
