@@ -152,8 +152,9 @@ class Store(Protocol):
         """A transaction that commits on success and rolls back on error.
 
         ``write=True`` takes the write lock up front (SQLite ``BEGIN IMMEDIATE``), so read-then-write
-        sequences never fail with a lock upgrade. An OAuthError whose ``persist`` is true still commits:
-        reuse detection must keep its revocation although the request fails.
+        sequences never fail with a lock upgrade. ``write=False`` is for reads only (on PostgreSQL each
+        statement then commits by itself: one round trip instead of three). An OAuthError whose
+        ``persist`` is true still commits: reuse detection must keep its revocation although the request fails.
         """
         ...
 

@@ -84,6 +84,13 @@ class PostgresStore(SqlStore):
     @asynccontextmanager
     async def _transaction(self, write: bool) -> AsyncIterator[Transaction]:
         async with self.engine.connect() as conn:
+            if not write:
+                # Reads (write=False never writes) run in autocommit: one round trip a statement instead of
+                # BEGIN, statement, COMMIT. Nothing is lost: under READ COMMITTED, PostgreSQL's default,
+                # every statement of a transaction takes its own snapshot anyway.
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
+                yield SqlTransaction(conn)
+                return
             trans = await conn.begin()
             try:
                 yield SqlTransaction(conn)
