@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 
 import httpx2
 
-from tests.support import ClientInfo, ServerProcess, authorize, exchange_code
+from tests.support import TOKENWARD, ClientInfo, ServerProcess, authorize, exchange_code
 
 INACTIVE = {"active": False}
 
@@ -133,3 +134,19 @@ def test_metadata_lists_revocation_and_introspection_endpoints(server: ServerPro
     assert meta["revocation_endpoint"] == server.base_url + "/revoke"
     assert meta["introspection_endpoint"] == server.base_url + "/introspect"
     assert "none" not in meta["introspection_endpoint_auth_methods_supported"]
+
+
+def test_access_token_of_a_removed_client_introspects_inactive(fresh_server: ServerProcess) -> None:
+    """A resource server introspecting a service's token: active while the service is registered, inactive
+    once it is removed (the server's client cache off, so removal shows at once)."""
+    fresh_server.start(env={"TOKENWARD_CLIENT_CACHE_SECONDS": "0"})
+    api = "https://inventory-api.example"
+    service = fresh_server.add_client(grant_types=("client_credentials",), redirect_uri=None, audiences=(api,))
+    resource_server = fresh_server.add_client(grant_types=("client_credentials",), redirect_uri=None,
+                                              audiences=(api,))
+    token = fresh_server.token(service, {"grant_type": "client_credentials"}).json()["access_token"]
+    assert post(fresh_server, "/introspect", resource_server, {"token": token}).json()["active"] is True
+    removed = subprocess.run([TOKENWARD, "clients", "remove", f"--db={fresh_server.db_url}", "--",
+                              service.client_id], capture_output=True, text=True, timeout=60, check=False)
+    assert removed.returncode == 0, removed.stderr
+    assert post(fresh_server, "/introspect", resource_server, {"token": token}).json() == INACTIVE

@@ -56,6 +56,11 @@ class IntrospectionEndpoint:
                 if found is not None:
                     answer = found
                     break
+        # An access token dies with its client. Checked after the transaction: a client-cache miss must not
+        # need a second pooled connection while this request holds one (at full pool, that waits forever).
+        if answer["active"] and answer["token_type"] == "Bearer" and (
+                await self.clients.get_client(str(answer.get("client_id"))) is None):
+            answer = dict(INACTIVE)
         audit("token.introspected", client_id=caller.client_id, active=bool(answer["active"]))
         return answer
 
@@ -74,8 +79,6 @@ class IntrospectionEndpoint:
         # A user's token always has a record; none left means its grant (or user) was deleted. Only a
         # client-credentials token (sub == client_id) is recorded solely when revoked.
         if record is None and claims.get("sub") != claims.get("client_id"):
-            return dict(INACTIVE)
-        if await self.clients.get_client(str(claims.get("client_id"))) is None:
             return dict(INACTIVE)
         return {"active": True, "token_type": "Bearer", **{k: claims[k] for k in ACCESS_TOKEN_FIELDS if k in claims}}
 
