@@ -143,3 +143,18 @@ def test_home_page_says_what_is_running_when_opened(server: ServerProcess) -> No
     r = httpx2.get(server.base_url + "/")
     assert r.status_code == 200
     assert "Tokenward is running" in r.text and "tokenward clients add" in r.text
+
+
+def test_native_app_with_private_use_scheme_gets_code_at_its_scheme_and_redeems_it(server: ServerProcess) -> None:
+    """RFC 8252 §7.1: com.example.app:/oauth2redirect receives the code; the exchange names it exactly."""
+    redirect = "com.example.app:/oauth2redirect"
+    app = server.add_client(public=True, redirect_uri=redirect)
+    auth = authorize(server, app, server.add_user(), state="native-1")
+    assert auth.location.startswith(redirect + "?")
+    assert auth.params["state"] == "native-1" and auth.code
+    r = exchange_code(server, app, auth)
+    assert r.status_code == 200 and r.json()["token_type"] == "Bearer"
+    # the same scheme with another path is another URI
+    other = exchange_code(server, app, authorize(server, app, server.add_user()),
+                          redirect_uri="com.example.app:/other")
+    assert other.status_code == 400 and other.json()["error"] == "invalid_grant"

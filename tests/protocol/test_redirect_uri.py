@@ -137,6 +137,9 @@ def test_matches_is_false_when_loopback_uri_differs_in_more_than_port(requested:
     "http://127.0.0.1:8080/cb",
     LOOPBACK_V6,
     "http://[::1]:8080/cb",
+    "com.example.app:/oauth2redirect",
+    "com.example.app:/cb?client=1",
+    "app.example.mobile:/",
 ])
 def test_validate_registration_returns_uri_when_it_is_acceptable(uri: str) -> None:
     assert validate_registration(uri) == uri
@@ -165,10 +168,20 @@ def test_validate_registration_returns_uri_when_it_is_acceptable(uri: str) -> No
     "https://app.example/cé",
     "https://app.example:99999/cb",
     "http://127.0.0.1:99999/cb",
+    "com.example.app:cb",
+    "Com.Example.App:/cb",
+    "exampleapp:/cb",
+    "com.example.app:/cb#x",
+    "javascript:/alert(1)",
+    "javascript://x%0aalert(1)",
+    "data://text/html,x",
+    "file:/etc/passwd",
 ], ids=["fragment", "empty-fragment", "userinfo", "userinfo-password", "loopback-userinfo",
         "loopback-port-userinfo", "http-off-loopback", "upper-http-off-loopback", "localhost",
         "localhost-port", "zero-padded-v4", "relative-path", "relative-name", "scheme-relative", "no-scheme",
-        "empty", "space", "newline", "quote", "non-ascii", "bad-port", "loopback-bad-port"])
+        "empty", "space", "newline", "quote", "non-ascii", "bad-port", "loopback-bad-port",
+        "private-use-no-slash", "private-use-upper-case", "private-use-no-dot", "private-use-fragment",
+        "javascript", "javascript-authority", "data", "file"])
 def test_validate_registration_raises_when_uri_may_not_be_registered(uri: str) -> None:
     with pytest.raises(RedirectUriError):
         validate_registration(uri)
