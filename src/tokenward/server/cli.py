@@ -1,7 +1,8 @@
 """Server and admin commands: serve, db, clients, users, keys.
 
 Every admin command takes ``--db URL`` (env ``TOKENWARD_DB``) and ``--json``, and migrates the schema first
-so a fresh database file just works.
+so a fresh database file just works. The store and admin modules are imported inside the commands: loading
+SQLAlchemy costs ~0.8 s that ``tokenward --help`` and the client commands should not pay.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from typing import Any, TypeVar
 import click
 
 from tokenward.protocol.types import GrantType, SigningAlg
-from tokenward.server import admin
 from tokenward.server.model import Client
 from tokenward.server.settings import DEFAULT_DB_URL, Settings
 from tokenward.server.store.protocols import Store, StoreUnavailableError
@@ -31,6 +31,7 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Machine-read
 
 def run_with_store(db_url: str, action: Callable[[Store], Awaitable[T]]) -> T:
     """Migrate, open the store, run ``action``, close; admin and database errors become one line."""
+    from tokenward.server import admin
     from tokenward.server.logs import configure_audit_for_cli
     from tokenward.server.store.sql.migrate import upgrade
     from tokenward.server.store.sql.store import SqlStore
@@ -200,6 +201,7 @@ def clients_add(name: str, public: bool, redirect_uris: tuple[str, ...], grant_t
                 scope: str, audiences: tuple[str, ...], access_token_ttl: int | None, signing_alg: str | None,
                 db_url: str, as_json: bool) -> None:
     """Register a client; prints its client_id and (once) its client_secret."""
+    from tokenward.server import admin
     created = run_with_store(db_url, lambda store: admin.add_client(
         store, name, public=public, redirect_uris=list(redirect_uris), grant_types=list(grant_types),
         scope=scope, audiences=list(audiences), access_token_ttl=access_token_ttl, signing_alg=signing_alg))
@@ -231,6 +233,7 @@ def clients_list(db_url: str, as_json: bool) -> None:
 @json_option
 def clients_show(client_id: str, db_url: str, as_json: bool) -> None:
     """Show one client."""
+    from tokenward.server import admin
     async def go(store: Store) -> Client:
         async with store.transaction() as tx:
             client = await tx.get_client(client_id)
@@ -247,6 +250,7 @@ def clients_show(client_id: str, db_url: str, as_json: bool) -> None:
 @json_option
 def clients_remove(client_id: str, db_url: str, as_json: bool) -> None:
     """Remove a client and everything issued to it."""
+    from tokenward.server import admin
     async def go(store: Store) -> None:
         async with store.transaction(write=True) as tx:
             if not await tx.delete_client(client_id):
@@ -261,6 +265,7 @@ def clients_remove(client_id: str, db_url: str, as_json: bool) -> None:
 @json_option
 def clients_rotate_secret(client_id: str, db_url: str, as_json: bool) -> None:
     """Issue a new client secret; the old one stops working at once."""
+    from tokenward.server import admin
     secret = run_with_store(db_url, lambda store: admin.rotate_client_secret(store, client_id))
     emit(as_json, {"client_id": client_id, "client_secret": secret},
          f"client_id: {client_id}\nclient_secret: {secret}\n(the secret is shown only now; store it safely)")
@@ -280,6 +285,7 @@ def users() -> None:
 @json_option
 def users_add(username: str, password_stdin: bool, db_url: str, as_json: bool) -> None:
     """Add a user (password hashed with argon2id)."""
+    from tokenward.server import admin
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -307,6 +313,7 @@ def users_list(db_url: str, as_json: bool) -> None:
 @json_option
 def users_remove(username: str, db_url: str, as_json: bool) -> None:
     """Remove a user; their grants are revoked and their sessions and consents go with them."""
+    from tokenward.server import admin
     revoked = run_with_store(db_url, lambda store: admin.remove_user(store, username))
     emit(as_json, {"removed": username, "grants_revoked": revoked},
          f"removed user {username} ({revoked} grant{'s' if revoked != 1 else ''} revoked)")
@@ -319,6 +326,7 @@ def users_remove(username: str, db_url: str, as_json: bool) -> None:
 @json_option
 def users_set_password(username: str, password_stdin: bool, db_url: str, as_json: bool) -> None:
     """Change a password; the user's grants and sessions are revoked (signed out everywhere)."""
+    from tokenward.server import admin
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -344,6 +352,7 @@ def grants() -> None:
 def grants_list(username: str | None, client_id: str | None, include_inactive: bool, db_url: str,
                 as_json: bool) -> None:
     """List grants."""
+    from tokenward.server import admin
     async def go(store: Store) -> list[dict[str, Any]]:
         now = int(time.time())
         async with store.transaction() as tx:
@@ -373,6 +382,7 @@ def grants_list(username: str | None, client_id: str | None, include_inactive: b
 @json_option
 def grants_revoke(grant_id: str | None, username: str | None, db_url: str, as_json: bool) -> None:
     """Revoke one grant (its refresh tokens and access tokens), or all of a user's (log out everywhere)."""
+    from tokenward.server import admin
     if (grant_id is None) == (username is None):
         raise click.UsageError("give a GRANT_ID or --user USERNAME")
     if grant_id is not None:
@@ -426,6 +436,7 @@ def keys_list(db_url: str, as_json: bool) -> None:
 @json_option
 def keys_rotate(algs: tuple[str, ...], prepublish: int | None, db_url: str, as_json: bool) -> None:
     """Create new signing keys; old keys stay published until their tokens have expired."""
+    from tokenward.server import admin
     settings = Settings.from_env()
     from dataclasses import replace
 
