@@ -875,10 +875,9 @@ def main() -> None:
 
     worker_counts = [n for n in (1, 2) if f"workers{n}" not in SKIP]
     work = Path(tempfile.mkdtemp(prefix="tw-token-bench-"))
-    profiling.work = work
     if PROFILE:
-        (CACHE / "profiles").mkdir(exist_ok=True)
         profiling.work = CACHE / "profiles"
+        profiling.work.mkdir(exist_ok=True)
         log(f"BENCH_PROFILE: py-spy samples every Tokenward cell into {profiling.work} (figures are slowed)")
     try:
         if oidc_script is not None:

@@ -13,6 +13,7 @@ import sys
 from typing import Any
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
 
@@ -37,4 +38,4 @@ def run(app: str, *, workers: int, **options: Any) -> None:
     except KeyboardInterrupt:
         pass
     if workers == 1 and not server.started:
-        sys.exit(3)  # uvicorn's STARTUP_FAILURE
+        sys.exit(STARTUP_FAILURE)
