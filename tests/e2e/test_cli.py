@@ -45,11 +45,16 @@ def test_clients_commands_manage_a_client_when_run_in_order(tmp_path: Path) -> N
 def test_clients_add_refuses_unsafe_registrations_with_one_line_error(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'cli.db'}"
     for args in (["--redirect-uri", "http://app.example/cb"], ["--redirect-uri", "https://app.example/cb#frag"],
+                 ["--redirect-uri", "javascript://x%0aalert(1)"], ["--redirect-uri", "exampleapp:/cb"],
                  ["--public", "--grant-type", "client_credentials"], ["--grant-type", "authorization_code"]):
         out = tw("clients", "add", "bad", *args, db=db)
         assert out.returncode != 0, args
         assert out.stderr.startswith("Error: ") and out.stderr.strip().count("\n") == 0, out.stderr
         assert "Traceback" not in out.stderr
+    native = tw("clients", "add", "native", "--public", "--redirect-uri", "com.example.app:/oauth2redirect", "--json",
+                db=db)
+    assert native.returncode == 0, native.stderr
+    assert json.loads(native.stdout)["redirect_uris"] == ["com.example.app:/oauth2redirect"]
 
 
 def test_users_commands_add_list_and_remove_user(tmp_path: Path) -> None:
