@@ -1,13 +1,16 @@
 """Run the app under uvicorn: in this process, or as N worker processes sharing one listening socket.
 
-uvicorn binds the shared socket with ``proto=0``; accepted sockets inherit it, and asyncio sets TCP_NODELAY
-only on sockets whose ``proto`` says TCP. Without it the second write of a response (headers, then body)
-waits for the client's delayed ACK: ~44 ms per request, 700 instead of 1,600 to 2,500 client-credentials
-requests/s at ``--workers 2`` on the asyncio loop (uvloop sets TCP_NODELAY itself).
+uvicorn before 0.55 bound the shared socket with ``proto=0``; accepted sockets inherit it, and asyncio sets
+TCP_NODELAY only on sockets whose ``proto`` says TCP. Without it the second write of a response (headers,
+then body) waits for the client's delayed ACK: ~44 ms per request, 700 instead of 1,600 to 2,500
+client-credentials requests/s at ``--workers 2`` on the asyncio loop (uvloop sets TCP_NODELAY itself).
+uvicorn 0.55 binds with ``IPPROTO_TCP``; the socket is then used as it is (feature detection, not a version
+check, so a fix or a regression upstream is handled either way).
 """
 
 from __future__ import annotations
 
+import logging
 import socket
 import sys
 from typing import Any
@@ -17,12 +20,22 @@ from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
 
+log = logging.getLogger("tokenward.server")
+
+
+def with_tcp_proto(sock: socket.socket) -> socket.socket:
+    """``sock`` itself when its ``proto`` already says TCP (or it is not a TCP socket); otherwise re-opened
+    from its file descriptor, so that Python reads the real protocol and asyncio sets TCP_NODELAY."""
+    if sock.family not in (socket.AF_INET, socket.AF_INET6) or sock.proto == socket.IPPROTO_TCP:
+        return sock
+    log.debug("uvicorn bound the listening socket with proto=%d; re-opened so that TCP_NODELAY applies",
+              sock.proto)
+    return socket.socket(fileno=sock.detach())
+
+
 class _Config(uvicorn.Config):
     def bind_socket(self) -> socket.socket:
-        sock = super().bind_socket()
-        if sock.family not in (socket.AF_INET, socket.AF_INET6):
-            return sock
-        return socket.socket(fileno=sock.detach())  # re-opened: Python reads family, type and proto from the fd
+        return with_tcp_proto(super().bind_socket())
 
 
 def run(app: str, *, workers: int, **options: Any) -> None:
