@@ -1,21 +1,35 @@
-# Every target bootstraps what it needs: the .venv with all extras, Debian chromium for the browser tests.
+# Every target bootstraps what it needs: the .venv from requirements.lock (every package pinned with its hashes),
+# Debian chromium for the browser tests.
 SHELL := /bin/bash
+comma := ,
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+LOCK := requirements.lock
+EXTRAS := server,postgres,fastapi,flask,requests,httpx,metrics,dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test bench fuzz demo lint typecheck chromium keyring wrk clean
+.PHONY: run test bench fuzz demo lint typecheck chromium keyring wrk clean lock
 
-$(STAMP): pyproject.toml
+# The application's environment comes from the lock file alone: --require-hashes refuses anything unpinned or
+# altered, --no-deps anything the lock does not list; then tokenward itself, editable, built offline.
+$(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11+ is required"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[server,postgres,fastapi,flask,requests,httpx,metrics,dev]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e '.[$(EXTRAS)]'
+	$(BIN)/python -m pip check
 	@touch $(STAMP)
+
+## lock: re-resolve requirements.lock from pyproject.toml's ranges (newest versions that fit, with hashes)
+lock: $(STAMP)
+	$(BIN)/python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"]))' \
+	  | $(BIN)/uv pip compile pyproject.toml - --extra $(subst $(comma), --extra ,$(EXTRAS)) --universal \
+	    --python-version 3.11 --generate-hashes --index-url https://pypi.org/simple --upgrade -q --custom-compile-command "make lock" -o $(LOCK)
+	@echo "$(LOCK) refreshed: review the diff, then make test"
 
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
@@ -59,7 +73,7 @@ run: $(STAMP)
 
 ## test: lint, type-check and run every test suite (end-to-end, browser, interop)
 test: $(STAMP) chromium keyring lint typecheck
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=15
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench scripts
