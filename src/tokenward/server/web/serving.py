@@ -19,7 +19,6 @@ import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
-
 log = logging.getLogger("tokenward.server")
 
 
