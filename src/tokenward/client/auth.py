@@ -6,6 +6,9 @@ The rules (issue #4, design README example 11):
   smaller, so short-lived tokens are not refreshed on every call;
 - on a 401 with ``error="invalid_token"``: refresh once and retry once, never loop, and never re-send a
   body that cannot be replayed;
+- the token goes only to the origin of the request it was attached to: a 401 from another origin (the end
+  of a cross-origin redirect) is returned as it is, never answered with the token or a refresh (RFC 6750
+  §5.3, RFC 9700 §4.10: a bearer token is usable by whoever receives it);
 - single flight: a ``threading.Lock`` (sync) or an ``asyncio.Lock`` per event loop (async), then the store's
   cross-process file lock, then *re-read the store* and refresh only if the token is still stale;
 - the rotated refresh token is saved before the new access token is used, so a crash right after the
@@ -29,6 +32,7 @@ import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
 
 import httpx2
 
@@ -72,6 +76,16 @@ logger = logging.getLogger("tokenward.client")
 Grant = Literal["refresh_token", "client_credentials"]
 RefreshSteps = Generator[HttpRequest, HttpResponse, Token]
 OnRefresh = Callable[[Token, "Token | None"], None]
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin_of(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) of ``url``, the default port spelled out (RFC 6454 §4)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme)
+
 
 _INVALID_TOKEN = re.compile(r'\berror\s*=\s*"?invalid_token"?', re.IGNORECASE)
 
@@ -412,6 +426,12 @@ class BearerAuth(_HttpxAuth):
     def _retry(request: httpx2.Request, response: httpx2.Response) -> bool:
         if not is_invalid_token(response.status_code, response.headers.get_list("www-authenticate")):
             return False
+        if origin_of(str(response.request.url)) != origin_of(str(request.url)):
+            # The client followed a redirect to another origin (which got no token: httpx drops Authorization
+            # there); its 401 says nothing about our token, and a retry would only repeat the redirect.
+            logger.warning("a 401 came from another origin than the token's (%s, after a redirect); "
+                           "not refreshing", response.request.url.host)
+            return False
         if not _replayable(request):
             logger.info("the API refused the access token; not retrying: the request body cannot be re-sent")
             return False
@@ -441,7 +461,9 @@ class RequestsAuth(_RequestsAuthBase):
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
         token = self.manager.usable() or self._refresh(None)
         r.headers["Authorization"] = f"Bearer {token.access_token}"
-        r.hooks["response"].append(self._on_response)
+        origin = origin_of(r.url or "")
+        # requests copies the hooks onto every redirected request: the hook must know the token's origin.
+        r.hooks["response"].append(lambda response, **kwargs: self._on_response(response, origin, **kwargs))
         return r
 
     def _send(self, request: HttpRequest) -> HttpResponse:
@@ -460,10 +482,16 @@ class RequestsAuth(_RequestsAuthBase):
         with self.manager.locked():
             return drive(self.manager.refresh_steps(rejected), self._send)
 
-    def _on_response(self, r: requests.Response, **kwargs: Any) -> requests.Response:
+    def _on_response(self, r: requests.Response, origin: tuple[str, str, int | None], **kwargs: Any
+                     ) -> requests.Response:
         if not is_invalid_token(r.status_code, [r.headers.get("www-authenticate", "")]):
             return r
         sent = r.request
+        if origin_of(sent.url or "") != origin:
+            # The end of a redirect to another origin: requests stripped the token there; never re-attach it
+            # (the leak of issue #12 §2.3), and its 401 says nothing about our token.
+            logger.warning("a 401 came from another origin than the token's (after a redirect); not refreshing")
+            return r
         if sent.body is not None and not isinstance(sent.body, bytes | str):
             logger.info("the API refused the access token; not retrying: the request body cannot be re-sent")
             return r
