@@ -3,6 +3,11 @@
 The resource server authenticates as a confidential client. Answers are cached briefly (``cache_seconds``,
 5 s by default, never past the token's ``exp``; bounded in size) so a burst of calls with one token costs
 one introspection; a revocation is therefore seen within ``cache_seconds``.
+
+Only access tokens are accepted: an active answer must say ``token_type`` ``Bearer`` (RFC 7662 §2.2, the
+RFC 6749 §7.1 type). A refresh token is active in introspection too (for its own client), yet it is a
+credential for the token endpoint only (RFC 6749 §1.5), never for an API; an answer without ``token_type``
+is refused for the same reason.
 """
 
 from __future__ import annotations
@@ -119,6 +124,9 @@ class IntrospectionVerifier:
         return entry
 
     def _principal(self, body: dict[str, Any]) -> Principal | None:
+        token_type = body.get("token_type")
+        if not isinstance(token_type, str) or token_type.lower() != "bearer":
+            return None  # a refresh token (token_type refresh_token), or a kind we cannot tell
         aud = body.get("aud")
         audiences = (aud,) if isinstance(aud, str) else tuple(a for a in aud if isinstance(a, str)) \
             if isinstance(aud, list) else ()
