@@ -16,7 +16,7 @@ from tokenward.server.crypto import random_token, token_hash
 from tokenward.server.grants.base import CLIENT_SECRET_PREFIX
 from tokenward.server.keys import rotate_signing_keys
 from tokenward.server.model import Client, SigningKey, User
-from tokenward.server.passwords import hash_password
+from tokenward.server.passwords import hash_password_async
 from tokenward.server.settings import Settings
 from tokenward.server.store.protocols import Store
 
@@ -93,7 +93,7 @@ async def add_user(store: Store, username: str, password: str) -> User:
         raise AdminError("a username is 1-150 characters without spaces")
     if len(password) < MIN_PASSWORD_LENGTH:
         raise AdminError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
-    user = User(id=str(uuid.uuid4()), username=username, password_hash=hash_password(password),
+    user = User(id=str(uuid.uuid4()), username=username, password_hash=await hash_password_async(password),
                 created_at=int(time.time()))
     async with store.transaction(write=True) as tx:
         if await tx.get_user_by_username(username) is not None:
@@ -119,7 +119,7 @@ async def set_password(store: Store, username: str, password: str) -> int:
     """Change a password; every grant and session of the user is revoked (RFC 9700 §4.14.2)."""
     if len(password) < MIN_PASSWORD_LENGTH:
         raise AdminError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
-    new_hash = hash_password(password)
+    new_hash = await hash_password_async(password)
     async with store.transaction(write=True) as tx:
         user = await tx.get_user_by_username(username)
         if user is None:

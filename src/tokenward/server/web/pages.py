@@ -28,7 +28,7 @@ from tokenward.server.endpoints.authorize import (
     validate_authorization_request,
 )
 from tokenward.server.model import AuthorizationRequest, Session
-from tokenward.server.passwords import verify_password
+from tokenward.server.passwords import verify_password_async
 from tokenward.server.store.protocols import Transaction
 from tokenward.server.web.http import read_body
 from tokenward.server.web.security import (
@@ -155,8 +155,9 @@ async def login(request: Request) -> Response:
                           f"Too many failed sign-in attempts. Try again in {locked_for} seconds."}, 429)
         response.headers["Retry-After"] = str(locked_for)
         return response
-    # argon2 runs outside the transaction so a slow hash never holds the database lock.
-    ok = verify_password(user.password_hash if user else None, password)
+    # argon2 runs outside the transaction so a slow hash never holds the database lock, and in the hash
+    # pool so it never stalls the event loop.
+    ok = await verify_password_async(user.password_hash if user else None, password)
     if not ok or user is None:
         await server.limiter.record(limited)
         audit("login.failed", client_id=pending.client_id, sub=user.id if user else None)
