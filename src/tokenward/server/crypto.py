@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import stat
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -42,9 +43,19 @@ def decode_kek(text: str) -> bytes:
 
 
 def load_or_create_kek_file(path: str) -> bytes:
-    """Read the key-encryption key file, creating it with mode 0600 when it does not exist yet."""
+    """Read the key-encryption key file, creating it with mode 0600 when it does not exist yet.
+
+    Like ssh with a private key, a file that its group or others may read, write or execute is refused
+    (``PermissionError``): whoever can read the KEK and a database dump can sign tokens.
+    """
     try:
         with open(path, encoding="ascii") as f:
+            loose = stat.S_IMODE(os.fstat(f.fileno()).st_mode) & 0o077
+            if loose:
+                mode = oct(stat.S_IMODE(os.fstat(f.fileno()).st_mode))[2:]
+                raise PermissionError(
+                    f"the key-encryption key file {path} has mode {mode}: its group or others may access it; "
+                    f"refusing to use it (run: chmod 600 {path})")
             return decode_kek(f.read())
     except FileNotFoundError:
         pass

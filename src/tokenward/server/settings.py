@@ -3,12 +3,33 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from tokenward.protocol.types import SigningAlg
 from tokenward.server.rate_limit import RateLimitPolicies, RateLimitPolicy
 
 DEFAULT_DB_URL = "sqlite:///./tokenward.db"
+# Fields whose value is a credential: ``repr``/``str`` never show them (add new secret settings here, or
+# declare them with ``field(repr=False)``).
+SECRET_FIELDS = frozenset({"kek"})
+
+
+def redact_url(url: str) -> str:
+    """``url`` with the password in its userinfo and any ``password`` query parameter replaced by ``***``."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        if ":" in userinfo:
+            netloc = userinfo.split(":", 1)[0] + ":***@" + host
+    query = parts.query
+    if "password" in query.lower():
+        query = urlencode([(k, "***" if k.lower() == "password" else v)
+                           for k, v in parse_qsl(query, keep_blank_values=True)], safe="*")
+    if (netloc, query) == (parts.netloc, parts.query):
+        return url  # unchanged (urlunsplit would also turn ``sqlite:///x`` into ``sqlite:/x``)
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +87,23 @@ class Settings:
     rate_limit_sync_seconds: float = 1.0
     # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (comma-separated IPs or CIDRs).
     trusted_proxies: str = ""
+
+    def __repr__(self) -> str:
+        """Every field, with the database URL's password and every secret field redacted (a repr ends up in
+        logs and tracebacks)."""
+        shown = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "db_url":
+                text = repr(redact_url(value))
+            elif f.name in SECRET_FIELDS or (not f.repr and value is not None):
+                text = "<redacted>" if value is not None else "None"
+            else:
+                text = repr(value)
+            shown.append(f"{f.name}={text}")
+        return f"Settings({', '.join(shown)})"
+
+    __str__ = __repr__
 
     def refresh_grace(self, public: bool) -> int:
         return self.refresh_grace_public if public else self.refresh_grace_confidential

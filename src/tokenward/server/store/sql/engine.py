@@ -8,6 +8,8 @@ SQLite gets WAL, a busy timeout and ``BEGIN IMMEDIATE`` for write transactions: 
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 import time
 from typing import Any
@@ -53,6 +55,18 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _create_private_sqlite_file(url: URL) -> None:
+    """Create a new SQLite database file with mode 0600 before SQLite does (it would use 0644 under the usual
+    umask): the file holds password hashes and encrypted keys. SQLite gives the ``-wal`` and ``-shm`` files
+    the database file's mode, so they are 0600 too. An existing file is left as its operator made it."""
+    path = url.database
+    if not path or path == ":memory:" or path.startswith("file:") or url.query.get("uri"):
+        return
+    # FileExistsError: exists already; FileNotFoundError: its directory does not (SQLite reports that)
+    with contextlib.suppress(FileExistsError, FileNotFoundError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def _sqlite_begin(conn: Any) -> None:
     """Migrations write: take the write lock up front."""
     conn.exec_driver_sql("BEGIN IMMEDIATE")
@@ -79,6 +93,7 @@ def create_sqlite_loop_engine(db_url: str) -> Engine:
     """
     url = _url(db_url)
     _check_sqlite_version()
+    _create_private_sqlite_file(url)
     engine = create_engine(url, pool_size=4, max_overflow=-1)
     event.listen(engine, "connect", _sqlite_pragmas)
     return engine
@@ -126,6 +141,7 @@ def create_sync_engine(db_url: str) -> Engine:
     url = _url(db_url)
     if url.get_backend_name() == "sqlite":
         _check_sqlite_version()
+        _create_private_sqlite_file(url)
         engine = create_engine(url)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
