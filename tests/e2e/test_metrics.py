@@ -42,4 +42,15 @@ def test_metrics_count_requests_grants_reuse_and_keys_across_workers(fresh_serve
     assert sample(text, "tokenward_http_requests_total", endpoint="/token", status="200") == 12
     assert sample(text, "tokenward_http_requests_total", endpoint="/token", status="400") == 1
     assert sample(text, "tokenward_signing_keys", state="active") == 3
-    assert re.search(r'tokenward_http_request_duration_seconds_bucket\{endpoint="/token",le="0.1"\} \d', text)
+    # the latency histogram of /token, summed over both workers: 13 observations (12 of 200, 1 of 400), each
+    # bucket cumulative (never fewer than the one below it), the last one holding all 13
+    buckets = {le: sample(text, "tokenward_http_request_duration_seconds_bucket", endpoint="/token", le=le)
+               for le in re.findall(r'tokenward_http_request_duration_seconds_bucket\{endpoint="/token",le="([^"]+)"\}',
+                                    text)}
+    bounds = sorted(buckets, key=float)
+    assert bounds[-1] == "+Inf" and len(bounds) == 12
+    assert [buckets[b] for b in bounds] == sorted(buckets[b] for b in bounds)
+    assert buckets["+Inf"] == 13
+    assert sample(text, "tokenward_http_request_duration_seconds_count", endpoint="/token") == 13
+    assert buckets["2.5"] >= 10  # the local token requests took well under 2.5 s
+    assert 0 < sample(text, "tokenward_http_request_duration_seconds_sum", endpoint="/token") < 13 * 2.5

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import httpx2
-import pytest
 
-from tests.support import PASSWORD, ServerProcess, authorize, exchange_code
+from tests.support import PASSWORD, ServerProcess, authorize, exchange_code, hidden_fields
+from tokenward.protocol import pkce
 
 
 def test_server_log_contains_no_issued_secret_after_full_flow_at_debug_level(fresh_server: ServerProcess) -> None:
@@ -19,9 +19,13 @@ def test_server_log_contains_no_issued_secret_after_full_flow_at_debug_level(fre
     wrong_password = "wrong-" + PASSWORD
     server.secrets_seen.append(wrong_password)
     with httpx2.Client(base_url=server.base_url, follow_redirects=False) as browser:
-        with pytest.raises(AssertionError):  # the login page answers 401 instead of redirecting
-            authorize(server, public, user, password=wrong_password, browser=browser,
-                      redirect_uri="http://127.0.0.1:7/cb")
+        start = browser.get("/authorize", params={
+            "response_type": "code", "client_id": public.client_id, "redirect_uri": "http://127.0.0.1:7/cb",
+            "state": "s", "code_challenge": pkce.s256(pkce.new_verifier()), "code_challenge_method": "S256"})
+        assert start.status_code == 303 and start.headers["location"].startswith("/login")
+        form = hidden_fields(browser.get(start.headers["location"]).text)
+        failed = browser.post("/login", data={**form, "username": user, "password": wrong_password})
+        assert failed.status_code == 401 and "incorrect" in failed.text  # the wrong password was checked
         auth = authorize(server, public, user, browser=browser, redirect_uri="http://127.0.0.1:7/cb")
     server.secrets_seen.append(auth.verifier)
     tokens = exchange_code(server, public, auth).json()
