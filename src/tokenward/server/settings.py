@@ -122,6 +122,7 @@ class Settings:
             "REFRESH_TOKEN_TTL": "refresh_token_ttl",
             "CODE_TTL": "code_ttl",
             "SESSION_TTL": "session_ttl",
+            "AUTHORIZATION_REQUEST_TTL": "authorization_request_ttl",
             "REFRESH_GRACE_PUBLIC": "refresh_grace_public",
             "REFRESH_GRACE_CONFIDENTIAL": "refresh_grace_confidential",
             "KEY_PREPUBLISH_SECONDS": "key_prepublish_seconds",
