@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
+from pathlib import Path
 
 import httpx2
 
-from tests.support import TOKENWARD, ServerProcess, authorize, exchange_code
+from tests.support import (
+    PASSWORD,
+    TOKENWARD,
+    ClientInfo,
+    ServerProcess,
+    authorize,
+    exchange_code,
+    hidden_fields,
+)
+from tokenward.protocol import pkce
 
 
 def audit_events(log: str) -> list[dict[str, object]]:
@@ -60,3 +72,104 @@ def test_admin_commands_write_audit_events_to_stderr(tmp_path: object) -> None:
     events = audit_events(added.stderr)
     assert [e["event"] for e in events] == ["client.created"]
     assert secret not in added.stderr
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def documented_events() -> set[str]:
+    """The event names docs/operations.md lists under "Audit events"."""
+    text = (ROOT / "docs" / "operations.md").read_text()
+    section = text.split("## Audit events", 1)[1].split("\n## ", 1)[0]
+    return set(re.findall(r"`([a-z_]+\.[a-z_]+)`", section)) - {"tokenward.audit"}  # the logger's name
+
+
+def emitted_events() -> set[str]:
+    """Every event name the source passes to ``audit(...)``: a literal first argument, or the literals of an
+    ``event = ...`` expression passed as ``audit(event, ...)``."""
+    names: set[str] = set()
+    for path in (ROOT / "src" / "tokenward").rglob("*.py"):
+        source = path.read_text()
+        for expr in re.findall(r"\baudit\(([^,)]*)", source) + re.findall(r"\bevent = (.*)", source):
+            names |= set(re.findall(r'"([a-z_]+\.[a-z_]+)"', expr))
+    return names
+
+
+def test_every_emitted_audit_event_is_documented_and_every_documented_one_is_emitted() -> None:
+    assert len(documented_events()) >= 17
+    assert emitted_events() == documented_events()
+
+
+def cli(*args: str, db: str, kek: Path, stdin: str | None = None) -> tuple[str, list[dict[str, object]]]:
+    """Run an admin command; its stdout and the audit events on its stderr."""
+    run = subprocess.run([TOKENWARD, *args, "--db", db], input=stdin, capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "TOKENWARD_KEK_FILE": str(kek)})
+    assert run.returncode == 0, run.stderr
+    return run.stdout, audit_events(run.stderr)
+
+
+def test_every_documented_audit_event_is_written_by_what_triggers_it(fresh_server: ServerProcess) -> None:
+    """Drive each documented event through the real server and the real CLI; each line names its event, and
+    the server's carry the request id and IP."""
+    server = fresh_server
+    server.start()
+    db, kek = server.db_url, server.workdir / "tokenward.kek"
+    seen: dict[str, list[dict[str, object]]] = {}
+
+    def record(ran: tuple[str, list[dict[str, object]]]) -> str:
+        for e in ran[1]:
+            seen.setdefault(str(e["event"]), []).append(e)
+        return ran[0]
+
+    record(cli("clients", "add", "audited", "--redirect-uri", "https://app.example/cb", "--scope", "profile:read",
+               "--json",
+               db=db, kek=kek))
+    client_id = str(seen["client.created"][0]["client_id"])
+    secret = json.loads(record(cli("clients", "rotate-secret", client_id, "--json", db=db, kek=kek)))["client_secret"]
+    client = ClientInfo(client_id, secret, "https://app.example/cb", public=False)
+    record(cli("users", "add", "audrey", "--password-stdin", stdin=PASSWORD + "\n", db=db, kek=kek))
+
+    with httpx2.Client(base_url=server.base_url, follow_redirects=False) as browser:
+        denied = authorize(server, client, "audrey", browser=browser, decision="deny")
+        assert denied.params["error"] == "access_denied"
+    with httpx2.Client(base_url=server.base_url, follow_redirects=False) as browser:
+        start = browser.get("/authorize", params={
+            "response_type": "code", "client_id": client_id, "redirect_uri": "https://app.example/cb",
+            "state": "s", "code_challenge": pkce.s256(pkce.new_verifier()), "code_challenge_method": "S256"})
+        form = hidden_fields(browser.get(start.headers["location"]).text)
+        assert browser.post("/login", data={**form, "username": "audrey", "password": "nope"}).status_code == 401
+    auth = authorize(server, client, "audrey")
+    tokens = exchange_code(server, client, auth).json()
+    assert exchange_code(server, client, auth).json()["error"] == "invalid_grant"  # code replay
+    tokens = exchange_code(server, client, authorize(server, client, "audrey")).json()
+    rotated = server.token(client, {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}).json()
+    httpx2.post(server.base_url + "/introspect", data={"token": rotated["access_token"]}, auth=(client_id, secret))
+    httpx2.post(server.base_url + "/revoke", data={"token": rotated["access_token"]}, auth=(client_id, secret))
+    reused = exchange_code(server, client, authorize(server, client, "audrey")).json()["refresh_token"]
+    server.token(client, {"grant_type": "refresh_token", "refresh_token": reused})
+    server.token(client, {"grant_type": "refresh_token", "refresh_token": reused})  # grace retry (30 s)
+    server.token(client, {"grant_type": "refresh_token", "refresh_token": reused})  # reuse
+
+    grants = json.loads(record(cli("grants", "list", "--user", "audrey", "--json", db=db, kek=kek)))
+    record(cli("grants", "revoke", str(grants[0]["id"]), db=db, kek=kek))
+    record(cli("grants", "revoke", "--user", "audrey", db=db, kek=kek))
+    record(cli("users", "set-password", "audrey", "--password-stdin", stdin=PASSWORD + "!\n", db=db, kek=kek))
+    record(cli("keys", "rotate", "--alg", "ES256", db=db, kek=kek))
+    record(cli("users", "remove", "audrey", db=db, kek=kek))
+    record(cli("clients", "remove", client_id, db=db, kek=kek))
+    server.stop()
+    served = audit_events(server.log_text())
+    record(("", served))
+
+    assert documented_events() <= set(seen), f"never written: {sorted(documented_events() - set(seen))}"
+    for e in served:
+        assert isinstance(e["request_id"], str) and e["ip"] == "127.0.0.1", e
+    for name in ("client.removed", "login.failed", "consent.denied", "code.replay_detected"):
+        assert name in seen and all(e["client_id"] == client_id for e in seen[name]), name
+    # one grant.revoked for the single grant, and one for ``grants revoke --user`` (the user's remaining grants)
+    one, every = seen["grant.revoked"]
+    assert one["client_id"] == client_id and one["sub"] == every["sub"] and "grants of the user" in str(every["reason"])
+    assert {e.get("active") for e in seen["token.introspected"]} == {True}
+    log = server.log_text()
+    for value in [secret, PASSWORD, *server.secrets_seen]:
+        assert value not in log

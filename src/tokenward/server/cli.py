@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import click
 
 from tokenward.protocol.types import GrantType, SigningAlg
+from tokenward.server.audit import audit
 from tokenward.server.model import Client
 from tokenward.server.settings import DEFAULT_DB_URL, Settings
 from tokenward.server.store.protocols import Store, StoreUnavailableError
@@ -256,6 +257,7 @@ def clients_remove(client_id: str, db_url: str, as_json: bool) -> None:
             if not await tx.delete_client(client_id):
                 raise admin.AdminError(f"no client with id {client_id}")
     run_with_store(db_url, go)
+    audit("client.removed", client_id=client_id)
     emit(as_json, {"removed": client_id}, f"removed client {client_id}")
 
 
@@ -396,8 +398,11 @@ def grants_revoke(grant_id: str | None, username: str | None, db_url: str, as_js
             user = await tx.get_user_by_username(username)
             if user is None:
                 raise admin.AdminError(f"no user named {username}")
+            audit_sub.append(user.id)
             return await tx.revoke_user(user.id, int(time.time()))
+    audit_sub: list[str] = []
     count = run_with_store(db_url, go)
+    audit("grant.revoked", sub=audit_sub[0], reason=f"all {count} grants of the user")
     emit(as_json, {"user": username, "grants_revoked": count},
          f"revoked {count} grant{'s' if count != 1 else ''} of {username} and ended their sessions")
 
