@@ -130,8 +130,12 @@ def serve(host: str, port: int, issuer: str | None, workers: int, db_url: str, a
     serving.run("tokenward.server.web.app:create_app_from_env", host=host, port=port,
                 workers=workers, loop=loop, log_config=None, access_log=False,
                 proxy_headers=bool(settings.trusted_proxies), forwarded_allow_ips=settings.trusted_proxies or None,
-                server_header=False, timeout_graceful_shutdown=5, timeout_keep_alive=5,
-                h11_max_incomplete_event_size=16 * 1024, limit_concurrency=1000)
+                server_header=False, timeout_graceful_shutdown=5,
+                http=serving.limited_protocol(settings.http_parser),
+                timeout_keep_alive=settings.keep_alive_seconds, ws="none",
+                # The head cap is enforced by http_limits before h11 sees the bytes; h11's own buffer bound
+                # must not answer 400 first.
+                h11_max_incomplete_event_size=2 * settings.max_header_bytes, limit_concurrency=1000)
 
 
 def _prepare_multiprocess_metrics() -> None:

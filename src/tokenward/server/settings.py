@@ -75,6 +75,18 @@ class Settings:
     kek_file: str = "tokenward.kek"
     # Largest form body accepted on POST endpoints (RFC 9110 §15.5.14: 413 beyond it).
     max_body_bytes: int = 64 * 1024
+    # HTTP layer (web/http_limits.py). Largest request head, request line and header fields together
+    # (RFC 6585 §5: 431 beyond it); time a connection gets to send each complete request head (RFC 9110
+    # §15.5.9: 408), from the moment it opens or its previous response ends; idle time between requests on a
+    # keep-alive connection; open connections per client address and worker (IPv6 by /64; 0: no cap) --
+    # above the 128 connections the benches open from 127.0.0.1, and raise it behind a proxy, whose
+    # connections all come from one address.
+    max_header_bytes: int = 16 * 1024
+    header_timeout_seconds: float = 10.0
+    keep_alive_seconds: int = 5
+    max_connections_per_ip: int = 256
+    # HTTP/1.1 parser under uvicorn: ``auto`` (httptools when installed), ``httptools`` or ``h11``.
+    http_parser: str = "auto"
     # Prometheus /metrics (needs the ``metrics`` extra).
     metrics: bool = False
     # PostgreSQL behind pgbouncer in transaction mode: no prepared statements, no startup options.
@@ -129,6 +141,9 @@ class Settings:
             "MAX_BODY_BYTES": "max_body_bytes",
             "KEY_ROTATION_SECONDS": "key_rotation_seconds",
             "MAINTENANCE_SECONDS": "maintenance_seconds",
+            "MAX_HEADER_BYTES": "max_header_bytes",
+            "MAX_CONNECTIONS_PER_IP": "max_connections_per_ip",
+            "KEEP_ALIVE_SECONDS": "keep_alive_seconds",
         }
         changes: dict[str, object] = {}
         for var, attr in ints.items():
@@ -162,6 +177,12 @@ class Settings:
             changes["client_cache_seconds"] = float(env["TOKENWARD_CLIENT_CACHE_SECONDS"])
         if "TOKENWARD_RATE_LIMIT_SYNC_SECONDS" in env:
             changes["rate_limit_sync_seconds"] = float(env["TOKENWARD_RATE_LIMIT_SYNC_SECONDS"])
+        if env.get("TOKENWARD_HTTP_PARSER", "auto") not in ("auto", "httptools", "h11"):
+            raise ValueError("TOKENWARD_HTTP_PARSER must be auto, httptools or h11")
+        if "TOKENWARD_HTTP_PARSER" in env:
+            changes["http_parser"] = env["TOKENWARD_HTTP_PARSER"]
+        if "TOKENWARD_HEADER_TIMEOUT_SECONDS" in env:
+            changes["header_timeout_seconds"] = float(env["TOKENWARD_HEADER_TIMEOUT_SECONDS"])
         if "TOKENWARD_DEFAULT_AUDIENCE" in env:
             changes["default_audience"] = env["TOKENWARD_DEFAULT_AUDIENCE"]
         if "TOKENWARD_KEK_FILE" in env:

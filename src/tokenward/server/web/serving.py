@@ -6,10 +6,14 @@ then body) waits for the client's delayed ACK: ~44 ms per request, 700 instead o
 client-credentials requests/s at ``--workers 2`` on the asyncio loop (uvloop sets TCP_NODELAY itself).
 uvicorn 0.55 binds with ``IPPROTO_TCP``; the socket is then used as it is (feature detection, not a version
 check, so a fix or a regression upstream is handled either way).
+
+Connections are served by the protocol classes of ``http_limits`` (head size and deadline, connections per
+IP), on httptools when it is installed (what ``http="auto"`` would pick), else on h11.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import sys
@@ -32,13 +36,31 @@ def with_tcp_proto(sock: socket.socket) -> socket.socket:
     return socket.socket(fileno=sock.detach())
 
 
+def limited_protocol(parser: str = "auto") -> type[asyncio.Protocol]:
+    """uvicorn's ``parser`` protocol with Tokenward's HTTP limits; ``auto``: httptools when it is installed
+    (what uvicorn's ``http="auto"`` picks), else h11."""
+    from tokenward.server.web import http_limits
+
+    if parser == "h11":
+        return http_limits.LimitedH11Protocol
+    if parser == "httptools":
+        return http_limits.LimitedHttpToolsProtocol
+    try:
+        import httptools  # noqa: F401
+    except ImportError:  # pragma: no cover - uvicorn[standard] installs it
+        return http_limits.LimitedH11Protocol
+    return http_limits.LimitedHttpToolsProtocol
+
+
 class _Config(uvicorn.Config):
     def bind_socket(self) -> socket.socket:
         return with_tcp_proto(super().bind_socket())
 
 
 def run(app: str, *, workers: int, **options: Any) -> None:
-    """``uvicorn.run(app, factory=True, workers=workers, **options)`` with the listening socket fixed."""
+    """``uvicorn.run(app, factory=True, workers=workers, **options)`` with the listening socket fixed and the
+    HTTP limits applied (``http=`` in ``options`` overrides the protocol)."""
+    options.setdefault("http", limited_protocol())
     config = _Config(app, factory=True, workers=workers, **options)
     server = uvicorn.Server(config)
     try:
