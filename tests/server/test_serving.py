@@ -1,12 +1,21 @@
-"""The shared listening socket of ``serve --workers N``: accepted connections get TCP_NODELAY on asyncio."""
+"""The shared listening socket of ``serve --workers N`` (accepted connections get TCP_NODELAY on asyncio), and
+what a running ``serve`` writes: its URL once, one access-log line per request."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
+import time
+import uuid
+from collections.abc import Iterator
 
+import httpx2
+import pytest
 import uvicorn
 
+from tests.conftest import dispose, new_server
+from tests.support import ServerProcess
 from tokenward.server.web.serving import _Config, with_tcp_proto
 
 
@@ -58,3 +67,29 @@ def test_a_socket_that_already_says_tcp_is_used_as_it_is() -> None:
 def test_uvicorns_own_socket_is_handled_whichever_way_it_is_bound() -> None:
     listener = uvicorn.Config("x:y", host="127.0.0.1", port=0).bind_socket()
     assert asyncio.run(_nodelay_of_accepted(with_tcp_proto(listener))) != 0
+
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    proc = new_server(tmp_path_factory.mktemp("serving"))
+    proc.start()
+    yield proc
+    dispose(proc)
+
+
+def test_one_access_log_line_per_request(plain: ServerProcess) -> None:
+    """Tokenward's own access line (request id, no query string) is the only one: uvicorn's is off."""
+    path = f"/no-such-page-{uuid.uuid4().hex}"
+    assert httpx2.get(plain.base_url + path).status_code == 404
+    time.sleep(0.3)
+    lines = [line for line in plain.log_text().splitlines() if path in line]
+    assert len(lines) == 1, lines
+    entry = json.loads(lines[0])
+    assert entry["logger"] == "tokenward.access" and entry["status"] == 404
+
+
+def test_serve_prints_its_url_once(plain: ServerProcess) -> None:
+    startup = plain.log_text()
+    assert startup.count(plain.base_url) == 1, [line for line in startup.splitlines() if plain.base_url in line]
+    line = next(line for line in startup.splitlines() if plain.base_url in line)
+    assert line.startswith(f"Tokenward serving {plain.base_url} (1 worker, db sqlite:///"), line

@@ -125,7 +125,9 @@ def serve(host: str, port: int, issuer: str | None, workers: int, db_url: str, a
     asyncio.run(_prepare_keys(settings))
     os.environ.update(settings.to_env())
     os.environ["TOKENWARD_LOG_LEVEL"] = log_level.upper()
-    click.echo(f"Tokenward serving {settings.issuer} on http://{host}:{port} "
+    url = f"http://{host}:{port}"
+    served = url if settings.issuer == url else f"issuer {settings.issuer} at {url}"
+    click.echo(f"Tokenward serving {served} "
                f"({workers} worker{'s' if workers > 1 else ''}, db {_safe_db(settings.db_url)})", err=True)
     serving.run("tokenward.server.web.app:create_app_from_env", host=host, port=port,
                 workers=workers, loop=loop, log_config=None, access_log=False,

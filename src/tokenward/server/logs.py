@@ -68,7 +68,8 @@ def configure_audit_for_cli() -> None:
 
 
 def configure_logging(level: str = "INFO") -> None:
-    """Route every logger (ours, uvicorn's) through the JSON formatter on stderr.
+    """Route every logger (ours, uvicorn's) through the JSON formatter on stderr, with one access line per
+    request (Tokenward's) and the listening URL printed once (by ``serve``).
 
     Records skip what the JSON lines never show (caller frame, thread, process names): ~40% of the cost
     of a line, and the server writes one or two lines per request.
@@ -82,7 +83,18 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in ("uvicorn", "uvicorn.error"):
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
+    logging.getLogger("uvicorn.error").filters[:] = [_drop_uvicorn_banner]
+    # Tokenward's access line (request id, no query string) is the one per request: uvicorn's protocols log
+    # theirs only while this logger has a handler somewhere up its chain.
+    access = logging.getLogger("uvicorn.access")
+    access.handlers[:] = []
+    access.propagate = False
+
+
+def _drop_uvicorn_banner(record: logging.LogRecord) -> bool:
+    """``serve`` prints its URL itself; uvicorn's "running on URL (Press CTRL+C to quit)" would repeat it."""
+    return "running on" not in str(record.msg) or "CTRL+C" not in str(record.msg)
