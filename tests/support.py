@@ -11,6 +11,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -54,6 +55,13 @@ class ServerProcess:
     workdir: Path
     process: subprocess.Popen[bytes] | None = None
     secrets_seen: list[str] = field(default_factory=list)
+    # An https server's CA certificate (PEM) for its clients to trust; None for http or a public CA.
+    ca_file: Path | None = None
+
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        """``verify=`` for httpx2 clients of this server: a context trusting only ``ca_file`` when set."""
+        return ssl.create_default_context(cafile=str(self.ca_file)) if self.ca_file is not None else True
 
     # -- lifecycle
     def start(self, *extra: str, workers: int = 1, env: dict[str, str] | None = None) -> None:
@@ -75,7 +83,8 @@ class ServerProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"tokenward serve exited: {self.log_path.read_text()[-2000:]}")
             try:
-                r = httpx2.get(self.base_url + "/.well-known/oauth-authorization-server", timeout=1)
+                r = httpx2.get(self.base_url + "/.well-known/oauth-authorization-server", timeout=1,
+                               verify=self.verify)
                 if r.status_code == 200:
                     return
             except httpx2.HTTPError:
@@ -142,7 +151,7 @@ class ServerProcess:
 
     # -- protocol helpers
     def metadata(self) -> dict[str, Any]:
-        r = httpx2.get(self.base_url + "/.well-known/oauth-authorization-server")
+        r = httpx2.get(self.base_url + "/.well-known/oauth-authorization-server", verify=self.verify)
         r.raise_for_status()
         data: dict[str, Any] = r.json()
         return data
@@ -159,7 +168,7 @@ class ServerProcess:
                 data["client_id"] = client.client_id
                 if client.client_secret:
                     data["client_secret"] = client.client_secret
-        r = httpx2.post(self.base_url + "/token", data=data, auth=auth, headers=headers)
+        r = httpx2.post(self.base_url + "/token", data=data, auth=auth, headers=headers, verify=self.verify)
         if r.status_code == 200:
             body = r.json()
             self.secrets_seen.extend(v for k, v in body.items() if k in ("access_token", "refresh_token"))
@@ -193,7 +202,7 @@ def authorize(server: ServerProcess, client: ClientInfo, username: str, *, passw
         params["scope"] = scope
     params.update(extra or {})
     own = browser is None
-    browser = browser or httpx2.Client(base_url=server.base_url, follow_redirects=False)
+    browser = browser or httpx2.Client(base_url=server.base_url, follow_redirects=False, verify=server.verify)
     try:
         r = browser.get("/authorize", params=params)
         assert r.status_code == 303, r.text

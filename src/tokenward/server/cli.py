@@ -98,16 +98,24 @@ def _iso(ts: int | None) -> str:
 @click.option("--trusted-proxy", "trusted_proxies", multiple=True,
               help="Believe X-Forwarded-For/-Proto from this proxy address or CIDR (repeatable; env "
                    "TOKENWARD_TRUSTED_PROXIES, comma-separated).")
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False),
+              help="Serve HTTPS (TLS 1.2 or later) with this PEM certificate chain; needs --tls-key. The issuer "
+                   "then defaults to https://HOST:PORT.")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False),
+              help="The PEM private key of --tls-cert.")
 def serve(host: str, port: int, issuer: str | None, workers: int, db_url: str, access_token_ttl: int | None,
-          signing_alg: str | None, log_level: str, loop: str, metrics: bool, trusted_proxies: tuple[str, ...]
-          ) -> None:
+          signing_alg: str | None, log_level: str, loop: str, metrics: bool, trusted_proxies: tuple[str, ...],
+          tls_cert: str | None, tls_key: str | None) -> None:
     """Run the authorization server (migrates the schema and creates signing keys first)."""
     from tokenward.server.logs import configure_logging
     from tokenward.server.store.sql.migrate import upgrade
     from tokenward.server.web import serving
 
+    if (tls_cert is None) != (tls_key is None):
+        raise click.UsageError("--tls-cert and --tls-key go together: give both to serve HTTPS, or neither.")
+    scheme = "https" if tls_cert else "http"
     settings = Settings.from_env()
-    changes: dict[str, Any] = {"db_url": db_url, "issuer": issuer or f"http://{host}:{port}"}
+    changes: dict[str, Any] = {"db_url": db_url, "issuer": issuer or f"{scheme}://{host}:{port}"}
     if access_token_ttl is not None:
         changes["access_token_ttl"] = access_token_ttl
     if signing_alg is not None:
@@ -125,7 +133,7 @@ def serve(host: str, port: int, issuer: str | None, workers: int, db_url: str, a
     asyncio.run(_prepare_keys(settings))
     os.environ.update(settings.to_env())
     os.environ["TOKENWARD_LOG_LEVEL"] = log_level.upper()
-    url = f"http://{host}:{port}"
+    url = f"{scheme}://{host}:{port}"
     served = url if settings.issuer == url else f"issuer {settings.issuer} at {url}"
     click.echo(f"Tokenward serving {served} "
                f"({workers} worker{'s' if workers > 1 else ''}, db {_safe_db(settings.db_url)})", err=True)
@@ -137,7 +145,8 @@ def serve(host: str, port: int, issuer: str | None, workers: int, db_url: str, a
                 timeout_keep_alive=settings.keep_alive_seconds, ws="none",
                 # The head cap is enforced by http_limits before h11 sees the bytes; h11's own buffer bound
                 # must not answer 400 first.
-                h11_max_incomplete_event_size=2 * settings.max_header_bytes, limit_concurrency=1000)
+                h11_max_incomplete_event_size=2 * settings.max_header_bytes, limit_concurrency=1000,
+                ssl_certfile=tls_cert, ssl_keyfile=tls_key)
 
 
 def _prepare_multiprocess_metrics() -> None:

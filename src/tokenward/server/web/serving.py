@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
 import sys
 from typing import Any
 
@@ -55,6 +56,13 @@ def limited_protocol(parser: str = "auto") -> type[asyncio.Protocol]:
 class _Config(uvicorn.Config):
     def bind_socket(self) -> socket.socket:
         return with_tcp_proto(super().bind_socket())
+
+    def load(self) -> None:
+        """uvicorn's load, with its TLS context (``ssl_certfile``) held to TLS 1.2 or later whatever the
+        Python or OpenSSL defaults (RFC 9325 §3.1.1: no TLS 1.0 or 1.1)."""
+        super().load()
+        if self.ssl is not None:
+            self.ssl.minimum_version = ssl.TLSVersion.TLSv1_2
 
 
 def run(app: str, *, workers: int, **options: Any) -> None:
