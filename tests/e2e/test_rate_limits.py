@@ -8,6 +8,7 @@ limit the tests wait that long before expecting every worker to refuse.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx2
 
@@ -72,6 +73,18 @@ def test_forwarded_for_is_ignored_from_untrusted_peers(fresh_server: ServerProce
     assert cc(server, client.client_id, client.client_secret).status_code == 429
 
 
+def open_login_form(server: ServerProcess, client_id: str, local_address: str | None = None
+                    ) -> tuple[httpx2.Client, dict[str, str]]:
+    """A browser (from ``local_address``) with a pending request and the login form's hidden fields."""
+    browser = httpx2.Client(base_url=server.base_url, follow_redirects=False, timeout=60,
+                            transport=httpx2.HTTPTransport(local_address=local_address))
+    r = browser.get("/authorize", params={
+        "response_type": "code", "client_id": client_id, "redirect_uri": "http://127.0.0.1:5/cb",
+        "code_challenge": pkce.s256(pkce.new_verifier()), "code_challenge_method": "S256"})
+    page = browser.get(r.headers["location"])
+    return browser, hidden_fields(page.text)
+
+
 def login_attempt(server: ServerProcess, client_id: str, username: str, password: str) -> httpx2.Response:
     with httpx2.Client(base_url=server.base_url, follow_redirects=False) as browser:
         r = browser.get("/authorize", params={
@@ -95,3 +108,39 @@ def test_failed_logins_lock_username_without_revealing_whether_it_exists(fresh_s
         assert int(locked.headers["retry-after"]) >= 1
     time.sleep(3.5)
     assert login_attempt(server, client.client_id, user, PASSWORD).status_code == 303
+
+
+CONCURRENT = {"TOKENWARD_RATE_LIMITS": "on", "TOKENWARD_RATE_LIMIT_LOGIN_USER": "5/300/30",
+              "TOKENWARD_RATE_LIMIT_LOGIN_IP": "1000/300", "TOKENWARD_RATE_LIMIT_CLIENT": "10/60",
+              "TOKENWARD_RATE_LIMIT_CLIENT_IP": "1000/60"}
+
+
+def test_concurrent_wrong_passwords_get_at_most_the_limit_checked(fresh_server: ServerProcess) -> None:
+    """60 wrong passwords at once on 2 workers: the attempt is reserved (counted) before argon2 runs, so at
+    most 5 are checked (401) and the rest answered 429 without a verification (issue #12 §2.4)."""
+    server = fresh_server
+    server.start(workers=2, env=CONCURRENT)
+    client = server.add_client(public=True, redirect_uri="http://127.0.0.1/cb")
+    user = server.add_user()
+    forms = [open_login_form(server, client.client_id) for _ in range(60)]
+
+    def wrong(browser_form: tuple[httpx2.Client, dict[str, str]]) -> int:
+        browser, form = browser_form
+        return browser.post("/login", data={**form, "username": user, "password": "wrong password"}).status_code
+
+    with ThreadPoolExecutor(60) as pool:
+        statuses = list(pool.map(wrong, forms))
+    for browser, _ in forms:
+        browser.close()
+    assert statuses.count(401) <= 5 and statuses.count(401) + statuses.count(429) == 60, statuses
+
+
+def test_concurrent_wrong_secrets_get_at_most_the_limit_answered_401(fresh_server: ServerProcess) -> None:
+    """60 wrong client secrets at once on 2 workers: each failure is counted atomically and a failure past
+    the limit is answered 429, however the requests interleave."""
+    server = fresh_server
+    server.start(workers=2, env=CONCURRENT)
+    client = server.add_client(grant_types=("client_credentials",), redirect_uri=None)
+    with ThreadPoolExecutor(60) as pool:
+        statuses = [r.status_code for r in pool.map(lambda _: cc(server, client.client_id, "wrong"), range(60))]
+    assert statuses.count(401) <= 10 and statuses.count(401) + statuses.count(429) == 60, statuses

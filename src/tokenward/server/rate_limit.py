@@ -5,10 +5,12 @@ From the ``limit``-th failure in a window the key is locked for ``lock`` seconds
 further failure up to ``max_lock``; while locked, even correct credentials get 429 ``slow_down`` with
 ``Retry-After`` (otherwise guessing would simply continue). A successful login clears its username's count.
 
-Failures are written to the database as they happen; the *check* reads a per-worker copy of the locked
-keys, re-read every ``sync_seconds`` (and updated at once by the worker that sets a lock), so a request
-that passes the check costs no database round trip. A lock therefore holds on every worker within
-``sync_seconds``; ``sync_seconds=0`` asks the database on every request instead.
+A login attempt is *reserved* before its password is checked: counted on every key in one atomic step
+(a row lock), and checked only if no key is locked, so 60 concurrent guesses get at most ``limit``
+verifications; a success un-counts it. Client-secret failures are counted as they happen; the *check*
+reads a per-worker copy of the locked keys, re-read every ``sync_seconds`` (and updated at once by the
+worker that sets a lock), so a request that passes the check costs no database round trip, and a failure
+on an already locked key is answered 429. ``sync_seconds=0`` asks the database on every request instead.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 
 from tokenward.protocol.credentials import parse_client_credentials
 from tokenward.protocol.errors import InvalidClientError, InvalidRequestError, SlowDownError
-from tokenward.server.store.protocols import Store, StoreUnavailableError
+from tokenward.server.store.protocols import Store, StoreUnavailableError, Transaction
 
 log = logging.getLogger("tokenward.server")
 
@@ -113,16 +115,57 @@ class RateLimiter:
         if wait:
             raise SlowDownError("Too many failed attempts; try again later.", retry_after=wait)
 
-    async def record(self, keys: Keys) -> None:
+    async def record(self, keys: Keys) -> int:
+        """Count a failure on each key; returns how long a key that was *already* locked still is (0: none
+        was), so the caller answers 429 rather than the failure: past the limit no request learns more."""
         if not self.enabled or not keys:
-            return
+            return 0
         now = int(time.time())
+        refused = 0
         async with self.store.transaction(write=True) as tx:
             for key, p in keys:
-                locked_until = await tx.record_failure(key, now, limit=p.limit, window=p.window, lock=p.lock,
-                                                       max_lock=p.max_lock)
+                admitted, locked_until = await tx.count_attempt(
+                    key, now, limit=p.limit, window=p.window, lock=p.lock, max_lock=p.max_lock,
+                    refuse_when_locked=False)
                 if locked_until > now:
                     self._locked[key] = locked_until
+                if not admitted:
+                    refused = max(refused, locked_until - now)
+        return refused
+
+    async def reserve(self, tx: Transaction, keys: Keys) -> Reservation | int:
+        """Count an attempt on every key *before* checking the credential, in one atomic step per key, so
+        concurrent attempts cannot all pass a check made before any of them is counted (issue #12 §2.4).
+        Returns the reservation, or the seconds to wait if a key is locked (then nothing is counted)."""
+        reservation = Reservation(keys, {})
+        if not self.enabled or not keys:
+            return reservation
+        now = int(time.time())
+        for i, (key, p) in enumerate(keys):
+            admitted, locked_until = await tx.count_attempt(
+                key, now, limit=p.limit, window=p.window, lock=p.lock, max_lock=p.max_lock,
+                refuse_when_locked=True)
+            if not admitted:
+                for counted, _ in keys[:i]:
+                    await tx.release_attempt(counted, reservation.locks.get(counted, 0))
+                self._locked[key] = locked_until
+                return max(1, locked_until - now)
+            if locked_until > now:  # this attempt reached the limit: the lock starts with it
+                reservation.locks[key] = locked_until
+                self._locked[key] = locked_until
+        return reservation
+
+    async def succeeded(self, tx: Transaction, reservation: Reservation, clear: str | None = None) -> None:
+        """The reserved attempt succeeded: clear ``clear`` and un-count it on the other keys."""
+        if not self.enabled:
+            return
+        for key, _ in reservation.keys:
+            if key == clear:
+                await tx.clear_failures(key)
+            else:
+                await tx.release_attempt(key, reservation.locks.get(key, 0))
+            if key == clear or key in reservation.locks:
+                self._locked.pop(key, None)
 
     async def clear(self, key: str) -> None:
         if self.enabled:
@@ -132,9 +175,25 @@ class RateLimiter:
 
     @asynccontextmanager
     async def counting_client_failures(self, keys: Keys) -> AsyncIterator[None]:
-        """Record a failure when the block raises ``invalid_client`` (after its transaction rolled back)."""
+        """Record a failure when the block raises ``invalid_client`` (after its transaction rolled back).
+
+        A client secret is compared (a constant-time SHA-256 match of 256 server-generated bits) before its
+        failure is counted, so a success costs no database write; the count itself is atomic, and a failure
+        on a key that was already locked is answered 429, so however requests interleave across workers at
+        most ``limit`` failures per key are answered 401.
+        """
         try:
             yield
-        except InvalidClientError:
-            await self.record(keys)
+        except InvalidClientError as exc:
+            wait = await self.record(keys)
+            if wait:
+                raise SlowDownError("Too many failed attempts; try again later.", retry_after=wait) from exc
             raise
+
+
+@dataclass(slots=True)
+class Reservation:
+    """The keys an attempt was counted on, and the locks it set (``release_attempt`` lifts only those)."""
+
+    keys: Keys
+    locks: dict[str, int]

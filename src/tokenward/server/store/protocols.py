@@ -121,10 +121,15 @@ class RateLimitStore(Protocol):
         """Every key still locked at ``now``, with the time its lock ends."""
         ...
 
-    async def record_failure(self, key: str, now: int, *, limit: int, window: int, lock: int, max_lock: int
-                             ) -> int:
-        """Count a failure; from the ``limit``-th failure in ``window`` on, lock for ``lock`` seconds,
-        doubling with every further failure up to ``max_lock``. Returns the key's ``locked_until``."""
+    async def count_attempt(self, key: str, now: int, *, limit: int, window: int, lock: int, max_lock: int,
+                            refuse_when_locked: bool) -> tuple[bool, int]:
+        """Count an attempt atomically; from the ``limit``-th in ``window`` on, lock for ``lock`` seconds,
+        doubling with every further one up to ``max_lock``. Returns (whether the key was unlocked, the key's
+        ``locked_until``); with ``refuse_when_locked`` an attempt on a locked key is not counted."""
+        ...
+
+    async def release_attempt(self, key: str, locked_until: int) -> None:
+        """Un-count one attempt, lifting the lock if it still ends at ``locked_until`` (the one it set)."""
         ...
 
     async def clear_failures(self, key: str) -> None: ...

@@ -146,26 +146,26 @@ async def login(request: Request) -> Response:
         pending, session = found
         if not csrf_matches(pending.csrf_token, form.get("csrf_token")):
             return error_page(request, "The form has expired. Go back to the application and start again.", 403)
-        locked_for = await server.limiter.retry_after(limited)
+        # Counted before argon2 runs, atomically: concurrent guesses cannot all pass the check.
+        reserved = await server.limiter.reserve(tx, limited)
         user = await tx.get_user_by_username(username)
         client = await tx.get_client(pending.client_id)
-    if locked_for:  # same answer whether or not the user exists
+    if isinstance(reserved, int):  # same answer whether or not the user exists
         audit("login.failed", client_id=pending.client_id, reason="locked")
         response = render(request, "login.html", {"pending": pending, "client": client, "error":
-                          f"Too many failed sign-in attempts. Try again in {locked_for} seconds."}, 429)
-        response.headers["Retry-After"] = str(locked_for)
+                          f"Too many failed sign-in attempts. Try again in {reserved} seconds."}, 429)
+        response.headers["Retry-After"] = str(reserved)
         return response
     # argon2 runs outside the transaction so a slow hash never holds the database lock, and in the hash
     # pool so it never stalls the event loop.
     ok = await verify_password_async(user.password_hash if user else None, password)
-    if not ok or user is None:
-        await server.limiter.record(limited)
+    if not ok or user is None:  # the failure was counted by the reservation
         audit("login.failed", client_id=pending.client_id, sub=user.id if user else None)
         return render(request, "login.html", {"pending": pending, "client": client,
                                               "error": "The username or password is incorrect."}, 401)
-    await server.limiter.clear(limited[0][0])
     secret = new_session_secret()  # a new session id at login (no session fixation)
     async with server.store.transaction(write=True) as tx:
+        await server.limiter.succeeded(tx, reserved, clear=limited[0][0])
         await tx.delete_session(session.id_hash)
         await tx.save_session(Session(id_hash=token_hash(secret), user_id=user.id, created_at=now,
                                       expires_at=now + settings.session_ttl))

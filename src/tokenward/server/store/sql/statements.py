@@ -9,7 +9,7 @@ Inserts are the bare ``insert(table)``: the parameters dict names the columns.
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, case, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -100,4 +100,8 @@ LOCK_FAILURES = select(t.rate_limits).where(_limits.key == bindparam("p_key")).w
 SET_FAILURES = update(t.rate_limits).where(_limits.key == bindparam("p_key")).values(
     failures=bindparam("p_failures"), window_start=bindparam("p_window_start"),
     locked_until=bindparam("p_locked_until"))
+# Un-count a reserved attempt that succeeded, and lift the lock only if that attempt set it.
+RELEASE_ATTEMPT = update(t.rate_limits).where(_limits.key == bindparam("p_key")).values(
+    failures=case((_limits.failures > 0, _limits.failures - 1), else_=0),
+    locked_until=case((_limits.locked_until == bindparam("p_locked_until"), 0), else_=_limits.locked_until))
 CLEAR_FAILURES = delete(t.rate_limits).where(_limits.key == bindparam("p_key"))
