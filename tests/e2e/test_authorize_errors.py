@@ -556,3 +556,64 @@ def test_authorize_sends_no_cors_headers_when_request_has_an_origin(
         r = httpx2.request(method, server.base_url + "/authorize?" + query, headers=headers, follow_redirects=False)
         assert r.status_code < 500
         assert not [h for h in r.headers if h.lower().startswith("access-control-")], dict(r.headers)
+
+
+# -- no write before the request is valid; bounded parameters (issue #12 §2.6) ----------------------------------
+
+def row_counts(server: ServerProcess) -> tuple[int, int]:
+    """(sessions, pending authorization requests), read from the server's own database."""
+    sessions = server.query("SELECT count(*) FROM sessions")[0][0]
+    pending = server.query("SELECT count(*) FROM authorization_requests")[0][0]
+    return int(sessions), int(pending)
+
+
+@pytest.mark.parametrize("case", ["unknown-client", "missing-client-id", "other-host", "duplicate-client-id"])
+def test_authorize_writes_no_session_nor_pending_request_and_sets_no_cookie_when_request_is_untrusted(
+        server: ServerProcess, clients: Clients, case: str) -> None:
+    before = row_counts(server)
+    r = get_authorize(server, PAGE_ERRORS[case](clients))
+    assert_error_page(r, 400)
+    assert "set-cookie" not in r.headers
+    assert row_counts(server) == before
+
+
+def test_authorize_writes_nothing_when_a_redirectable_error_is_answered(
+        server: ServerProcess, clients: Clients, issuer: str) -> None:
+    before = row_counts(server)
+    r = get_authorize(server, urlencode(request_pairs(clients.web, code_challenge=None)))
+    assert_redirect_error(r, CB, "invalid_request", issuer)
+    assert "set-cookie" not in r.headers
+    assert row_counts(server) == before
+
+
+def test_authorize_refuses_a_10_kb_state_with_invalid_request_and_stores_nothing(
+        server: ServerProcess, clients: Clients, issuer: str) -> None:
+    before = row_counts(server)
+    r = get_authorize(server, urlencode(request_pairs(clients.web, state="s" * 10_000)))
+    # state is not echoed: the point is not to carry 10 KB around
+    assert_redirect_error(r, CB, "invalid_request", issuer, state=None)
+    assert row_counts(server) == before
+
+
+def test_authorize_with_a_60_kb_state_is_refused_by_the_http_layer_and_stores_nothing(
+        server: ServerProcess, clients: Clients) -> None:
+    before = row_counts(server)
+    r = get_authorize(server, urlencode(request_pairs(clients.web, state="s" * 60_000)))
+    assert r.status_code == 431  # the 16 KiB request-head cap answers before the application (§2.1)
+    assert row_counts(server) == before
+
+
+def test_authorize_accepts_a_state_of_1024_bytes_and_refuses_1025(
+        server: ServerProcess, clients: Clients, browser: httpx2.Client, issuer: str) -> None:
+    assert start(browser, clients.web, state="é" * 512).startswith("/login?request=")  # 1024 UTF-8 bytes
+    r = get_authorize(server, urlencode(request_pairs(clients.web, state="é" * 512 + "x")))
+    assert_redirect_error(r, CB, "invalid_request", issuer, state=None)
+
+
+@pytest.mark.parametrize("name", ["scope", "resource", "nonce", "prompt"])
+def test_authorize_refuses_any_oversized_parameter_with_invalid_request_and_stores_nothing(
+        server: ServerProcess, clients: Clients, issuer: str, name: str) -> None:
+    before = row_counts(server)
+    r = get_authorize(server, urlencode(request_pairs(clients.web, **{name: "a" * 5000})))
+    assert_redirect_error(r, CB, "invalid_request", issuer)
+    assert row_counts(server) == before

@@ -49,6 +49,8 @@ class RateLimitPolicies:
     client_ip: RateLimitPolicy = RateLimitPolicy(100, 60, 60, 3600)
     login_user: RateLimitPolicy = RateLimitPolicy(5, 300, 30, 900)
     login_ip: RateLimitPolicy = RateLimitPolicy(30, 300, 30, 900)
+    # Not failures: pending authorization requests created per IP (each is a stored row, issue #12 §2.6).
+    authorize_ip: RateLimitPolicy = RateLimitPolicy(300, 60, 60, 600)
 
 
 Keys = list[tuple[str, RateLimitPolicy]]
@@ -99,6 +101,9 @@ class RateLimiter:
         if ip:
             keys.append((f"login-ip:{ip}", self.policies.login_ip))
         return keys
+
+    def authorize_keys(self, ip: str | None) -> Keys:
+        return [(f"authorize-ip:{ip}", self.policies.authorize_ip)] if ip else []
 
     async def retry_after(self, keys: Keys) -> int:
         """Seconds until the longest lock among ``keys`` ends (0: none is locked)."""

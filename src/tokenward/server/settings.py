@@ -157,7 +157,8 @@ class Settings:
             changes["rate_limits"] = False
         policies = RateLimitPolicies()
         for var, attr in (("CLIENT", "client"), ("CLIENT_IP", "client_ip"), ("LOGIN_USER", "login_user"),
-                          ("LOGIN_IP", "login_ip")):
+                          ("LOGIN_IP", "login_ip"),
+                          ("AUTHORIZE_IP", "authorize_ip")):
             if f"TOKENWARD_RATE_LIMIT_{var}" in env:
                 base = getattr(policies, attr)
                 policies = replace(policies, **{attr: RateLimitPolicy.parse(

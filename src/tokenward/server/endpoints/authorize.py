@@ -32,6 +32,15 @@ from tokenward.server.store.protocols import Transaction
 # they cannot be stored (PostgreSQL text has no NUL) and have no business in a redirect.
 _STATE = re.compile(r"[^\x00-\x1f\x7f]*")
 
+# Issue #12 §2.6: a pending request is stored for 15 minutes by anyone who asks, so nothing it carries may be
+# unbounded. ``state`` and ``nonce`` are echoed back opaque values (RFC 6749 §4.1.1, OIDC Core §3.1.2.1):
+# 1024 UTF-8 bytes is far above what any client library sends (22 to 64). Every other parameter is capped at
+# 2048 bytes (a long loopback or https redirect URI, a scope list); scope, resource and redirect_uri must
+# further match the client's registration, and code_challenge is at most 128 characters (RFC 7636 §4.2).
+MAX_STATE_BYTES = 1024
+MAX_PARAMETER_BYTES = 2048
+_OPAQUE = ("state", "nonce")
+
 
 class AuthorizationPageError(Exception):
     """The request cannot be trusted enough to redirect: show ``message`` on an error page (400)."""
@@ -87,6 +96,9 @@ async def validate_authorization_request(
     if state is not None and not _STATE.fullmatch(state):
         raise AuthorizationRedirectError(redirect_uri=redirect_uri, state=None, error=InvalidRequestError(
             "state must not contain control characters."))
+    if state is not None and len(state.encode()) > MAX_STATE_BYTES:  # not echoed: it is the oversized part
+        raise AuthorizationRedirectError(redirect_uri=redirect_uri, state=None, error=InvalidRequestError(
+            f"state must not exceed {MAX_STATE_BYTES} bytes."))
 
     def fail(error: OAuthError) -> AuthorizationRedirectError:
         return AuthorizationRedirectError(redirect_uri=redirect_uri, state=state, error=error)
@@ -94,6 +106,7 @@ async def validate_authorization_request(
     try:
         if duplicates:
             raise InvalidRequestError("A parameter was sent more than once.")
+        _check_sizes(params)
         response_type = params.get("response_type")
         if response_type is None:
             raise InvalidRequestError("response_type is required.")
@@ -115,6 +128,14 @@ async def validate_authorization_request(
         code_challenge=challenge, audience=audience, csrf_token=secrets.token_urlsafe(24),
         session_hash=session_hash, created_at=now, expires_at=now + settings.authorization_request_ttl,
     )
+
+
+def _check_sizes(params: dict[str, str]) -> None:
+    """Every parameter within its cap (the name is not echoed: input never is)."""
+    for name, value in params.items():
+        limit = MAX_STATE_BYTES if name in _OPAQUE else MAX_PARAMETER_BYTES
+        if len(value.encode()) > limit:
+            raise InvalidRequestError(f"A parameter exceeds {limit} bytes (state and nonce: {MAX_STATE_BYTES}).")
 
 
 def _select_redirect_uri(client: Client, requested: str | None) -> tuple[str, bool]:

@@ -67,27 +67,42 @@ def see_other(url: str) -> Response:
 
 
 async def authorize(request: Request) -> Response:
-    """GET /authorize: validate, remember the request for this browser, then log in or ask consent."""
+    """GET /authorize: validate, remember the request for this browser, then log in or ask consent.
+
+    Nothing is written until the request is fully valid (issue #12 §2.6): an unknown client, a bad redirect
+    or a bad parameter costs a read, never a session or pending-request row, and sets no cookie. Creating a
+    pending request (kept ``authorization_request_ttl``) is limited per IP address.
+    """
     server = server_of(request)
     settings = server.settings
     now = int(time.time())
     session_hash = session_hash_from(request, settings)
     new_secret: str | None = None
-    async with server.store.transaction(write=True) as tx:
+    async with server.store.transaction() as tx:
         session = await tx.get_session(session_hash, now) if session_hash else None
         if session is None:
             new_secret = new_session_secret()
-            session = Session(id_hash=token_hash(new_secret), user_id=None, created_at=now,
-                              expires_at=now + settings.session_ttl)
-            await tx.save_session(session)
+        bound_to = session.id_hash if session else token_hash(new_secret or "")
         try:
-            pending = await validate_authorization_request(
-                tx, settings, request.url.query, now, session.id_hash)
+            pending = await validate_authorization_request(tx, settings, request.url.query, now, bound_to)
         except AuthorizationPageError as exc:
             return error_page(request, exc.message)
         except AuthorizationRedirectError as exc:
             return see_other(error_redirect(settings, exc))
+    limited = server.limiter.authorize_keys(request.client.host if request.client else None)
+    wait = await server.limiter.retry_after(limited)
+    if wait:
+        response = error_page(request, f"Too many sign-in requests from your network. Try again in {wait} seconds.",
+                              429)
+        response.headers["Retry-After"] = str(wait)
+        return response
+    async with server.store.transaction(write=True) as tx:
+        if session is None:
+            session = Session(id_hash=pending.session_hash, user_id=None, created_at=now,
+                              expires_at=now + settings.session_ttl)
+            await tx.save_session(session)
         await tx.save_authorization_request(pending)
+    await server.limiter.record(limited)  # counts requests, not failures: the limit caps stored rows
     step = "consent" if session.user_id else "login"
     response = see_other(f"/{step}?request={pending.id}")
     if new_secret is not None:
