@@ -834,6 +834,42 @@ def test_cache_survives_concurrent_expiry_and_eviction(make_verifier: VerifierFa
         sys.setswitchinterval(interval)
 
 
+def test_cached_token_is_rejected_once_its_key_left_the_jwks_at_the_next_refresh(
+        verifier: JwtVerifier, keys: KeyRing, mono: FakeClock, jwks_server: HttpServer,
+        verify_calls: list[str]) -> None:
+    """Issue #12 §2.12: the issuer withdraws ec-1 (``tokenward keys revoke``) and publishes ec-2; the refetch
+    that ec-2's unknown kid causes must also end the cached acceptance of ec-1's tokens."""
+    token = keys.es256.token(claims_for(jti="cached"))
+    assert verifier.verify_sync(token).token_id == "cached"
+    mono.advance(2)
+    jwks_server.document = {"keys": [keys.rs256.jwk, keys.ec_rotated.jwk]}
+    assert verifier.verify_sync(keys.ec_rotated.token()).subject == "user-42"  # the next JWKS refresh
+    assert verifier.jwks.fetch_count == 2
+    reject(verifier, token, "unknown key")
+    with pytest.raises(InvalidTokenError):
+        asyncio.run(verifier.verify(token))
+    assert verifier.verify_sync(keys.rs256.token(claims_for(jti="still"))).token_id == "still"
+    assert verify_calls.count("ec-1") == 1  # refused without a signature check: the key is gone
+
+
+def test_cached_token_triggers_the_max_age_refetch_and_is_dropped_when_its_key_is_gone(
+        make_verifier: VerifierFactory, keys: KeyRing, mono: FakeClock, jwks_server: HttpServer) -> None:
+    """A guard that only ever sees cached tokens still refetches when its JWKS is older than ``max_age``."""
+    verifier = make_verifier(jwks_max_age=600)
+    kept, dropped = keys.rs256.token(claims_for(jti="kept")), keys.es256.token(claims_for(jti="dropped"))
+    verifier.verify_sync(kept)
+    verifier.verify_sync(dropped)
+    jwks_server.document = {"keys": [keys.rs256.jwk]}
+    mono.advance(300)
+    assert verifier.verify_sync(dropped).token_id == "dropped"  # within max_age: the cache answers
+    assert verifier.jwks.fetch_count == 1
+    mono.advance(301)
+    assert verifier.verify_sync(kept).token_id == "kept"  # stale: refetched once, the key is still published
+    assert verifier.jwks.fetch_count == 2
+    reject(verifier, dropped, "unknown key")
+    assert verifier.jwks.fetch_count == 2
+
+
 # -- insufficient scope
 
 

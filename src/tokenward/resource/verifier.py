@@ -6,7 +6,9 @@ read; any ``crit`` is refused), and the overhead over the raw signature check st
 Differential tests run the same tokens through joserfc and PyJWT.
 
 A verified token is cached (bounded, keyed by the whole token, never past ``exp``): a token presented again
-costs a dictionary lookup and the time-claim checks.
+costs a dictionary lookup and the time-claim checks. A cache hit also requires that the token's key is still in
+the JWKS as last fetched and that the JWKS is not older than ``jwks_max_age``: a key the issuer withdrew
+(``tokenward keys revoke``) stops working for cached tokens at the guard's next JWKS refresh (issue #12 §2.12).
 """
 
 from __future__ import annotations
@@ -95,7 +97,7 @@ class JwtVerifier:
 
     def __init__(self, *, issuer: str, audience: str, jwks_uri: str | None = None,
                  algorithms: Iterable[str] = DEFAULT_ALGORITHMS, leeway: int = 60, max_token_bytes: int = 8192,
-                 cache_size: int = 10_000, min_refetch_interval: float = 30.0,
+                 cache_size: int = 10_000, min_refetch_interval: float = 30.0, jwks_max_age: float = 3600.0,
                  clock: Callable[[], float] = time.time) -> None:
         self.algorithms = frozenset(algorithms)
         unsupported = self.algorithms - SUPPORTED_ALGS.keys()
@@ -108,15 +110,18 @@ class JwtVerifier:
         self.cache_size = cache_size
         self._clock = clock
         self._min_refetch_interval = min_refetch_interval
-        self._jwks: JwksCache | None = JwksCache(jwks_uri, min_refetch_interval=min_refetch_interval) \
-            if jwks_uri else None
+        self._jwks_max_age = jwks_max_age
+        self._jwks: JwksCache | None = self._new_jwks(jwks_uri) if jwks_uri else None
         self._discovery_locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
         self._discovery_thread_lock = threading.Lock()
-        self._cache: dict[str, Principal] = {}
+        self._cache: dict[str, tuple[Principal, str]] = {}  # token -> (principal, kid of its key)
         self._cache_lock = threading.Lock()
         self._headers: dict[str, tuple[str, str]] = {}  # header segment -> (alg, kid), already checked
 
     # -- construction from metadata
+    def _new_jwks(self, jwks_uri: str) -> JwksCache:
+        return JwksCache(jwks_uri, min_refetch_interval=self._min_refetch_interval, max_age=self._jwks_max_age)
+
     @property
     def jwks(self) -> JwksCache:
         if self._jwks is None:
@@ -128,8 +133,7 @@ class JwtVerifier:
         if self._jwks is None:
             async with self._discovery_locks.setdefault(asyncio.get_running_loop(), asyncio.Lock()):
                 if self._jwks is None:
-                    cache = JwksCache((await discover(self.issuer))["jwks_uri"],
-                                      min_refetch_interval=self._min_refetch_interval)
+                    cache = self._new_jwks((await discover(self.issuer))["jwks_uri"])
                     await cache.refresh()
                     self._jwks = cache
 
@@ -137,8 +141,7 @@ class JwtVerifier:
         if self._jwks is None:
             with self._discovery_thread_lock:
                 if self._jwks is None:
-                    cache = JwksCache(discover_sync(self.issuer)["jwks_uri"],
-                                      min_refetch_interval=self._min_refetch_interval)
+                    cache = self._new_jwks(discover_sync(self.issuer)["jwks_uri"])
                     cache.refresh_sync()
                     self._jwks = cache
 
@@ -173,8 +176,16 @@ class JwtVerifier:
         return principal
 
     def _from_cache(self, token: str) -> Principal | None:
-        principal = self._cache.get(token)
-        if principal is None:
+        entry = self._cache.get(token)
+        if entry is None:
+            return None
+        principal, kid = entry
+        jwks = self._jwks
+        if jwks is None or jwks.get(kid) is None or jwks.is_stale():
+            # Its key left the JWKS at the last refresh, or the JWKS is due for one: verify in full (which
+            # refetches when stale), so a withdrawn key stops working for cached tokens too.
+            with self._cache_lock:
+                self._cache.pop(token, None)
             return None
         now = self._clock()
         if now > principal.expires_at + self.leeway:
@@ -224,7 +235,7 @@ class JwtVerifier:
             with self._cache_lock:  # Flask and other WSGI servers verify from many threads
                 if len(self._cache) >= self.cache_size:
                     del self._cache[next(iter(self._cache))]  # the oldest entry
-                self._cache[token] = principal
+                self._cache[token] = (principal, kid)
         return principal
 
     def _check_header(self, header: dict[str, Any]) -> tuple[str, str]:

@@ -467,6 +467,49 @@ def keys_rotate(algs: tuple[str, ...], prepublish: int | None, db_url: str, as_j
     emit(as_json, data, "\n".join(f"new key {k.kid} ({k.alg}) signs from {_iso(k.activates_at)}" for k in created))
 
 
+@keys.command("revoke")
+@click.argument("kid")
+@db_option
+@json_option
+def keys_revoke(kid: str, db_url: str, as_json: bool) -> None:
+    """Withdraw a compromised key at once: unpublished, its tokens fail (a replacement takes over its signing).
+
+    Every worker drops it within TOKENWARD_KEY_CACHE_SECONDS; guards at their next JWKS refresh.
+    """
+    from dataclasses import replace
+
+    from tokenward.server import admin
+    from tokenward.server.audit import audit
+    from tokenward.server.authorization_server import secret_box
+    from tokenward.server.keys import UnknownKeyError, revoke_signing_key
+
+    settings = replace(Settings.from_env(), db_url=db_url)
+
+    async def go(store: Store) -> dict[str, Any]:
+        async with store.transaction(write=True) as tx:
+            try:
+                done = await revoke_signing_key(tx, secret_box(settings), kid, int(time.time()))
+            except UnknownKeyError:
+                raise admin.AdminError(f"no signing key with kid {kid}") from None
+        if done is None:
+            return {"kid": kid, "revoked": False, "replacement": None}
+        revoked, replacement = done
+        audit("key.revoked", kid=kid, alg=revoked.alg,
+              reason=f"replaced by {replacement.kid}" if replacement is not None else "was retired")
+        return {"kid": kid, "revoked": True, "alg": revoked.alg,
+                "replacement": replacement.kid if replacement is not None else None,
+                "replacement_activates_at": replacement.activates_at if replacement is not None else None}
+    result = run_with_store(db_url, go)
+    if not result["revoked"]:
+        text = f"key {kid} was not published any more; nothing to do"
+    else:
+        text = f"revoked key {kid}: removed from the JWKS; tokens it signed no longer validate"
+        if result["replacement"]:
+            text += f"\nnew key {result['replacement']} ({result['alg']}) signs from " \
+                    f"{_iso(result['replacement_activates_at'])}"
+    emit(as_json, result, text)
+
+
 @click.command()
 @db_option
 @json_option

@@ -13,7 +13,7 @@ import logging
 import secrets
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from joserfc.errors import SecurityWarning
@@ -170,3 +170,32 @@ async def rotate_signing_keys(
         await tx.save_signing_key(key)
         new_keys.append(key)
     return new_keys
+
+
+class UnknownKeyError(LookupError):
+    """No signing key has this kid."""
+
+
+async def revoke_signing_key(tx: KeyStore, box: SecretBox, kid: str, now: int
+                             ) -> tuple[SigningKey, SigningKey | None] | None:
+    """Withdraw a (compromised) key at once: unpublished now, so every worker drops it from the JWKS and from
+    the keys its own tokens are checked with (introspection then answers ``active: false``) at its next key
+    read, and guards stop trusting it at their next JWKS refresh.
+
+    A key that signs now, or was going to sign later, gets a replacement for the same window (it activates
+    when the withdrawn key did or now, and retires when it would have), so the server never lacks a signing
+    key and a pending pre-published rotation still happens on time. Returns (the withdrawn key, its
+    replacement or None), or None when the key was already unpublished.
+    """
+    found = next((k for k in await tx.list_signing_keys() if k.kid == kid), None)
+    if found is None:
+        raise UnknownKeyError(kid)
+    if not found.published(now):
+        return None
+    await tx.schedule_key_retirement(kid, min(found.retires_at or now, now), now)
+    replacement = None
+    if found.retires_at is None or found.retires_at > now:
+        fresh = new_signing_key(SigningAlg(found.alg), box, now, max(now, found.activates_at))
+        replacement = replace(fresh, retires_at=found.retires_at, expires_at=found.expires_at)
+        await tx.save_signing_key(replacement)
+    return found, replacement
