@@ -154,7 +154,8 @@ def test_every_documented_audit_event_is_written_by_what_triggers_it(fresh_serve
     record(cli("grants", "revoke", str(grants[0]["id"]), db=db, kek=kek))
     record(cli("grants", "revoke", "--user", "audrey", db=db, kek=kek))
     record(cli("users", "set-password", "audrey", "--password-stdin", stdin=PASSWORD + "!\n", db=db, kek=kek))
-    record(cli("keys", "rotate", "--alg", "ES256", db=db, kek=kek))
+    new_kid = json.loads(record(cli("keys", "rotate", "--alg", "ES256", "--json", db=db, kek=kek)))[0]["kid"]
+    record(cli("keys", "revoke", new_kid, db=db, kek=kek))
     record(cli("users", "remove", "audrey", db=db, kek=kek))
     record(cli("clients", "remove", client_id, db=db, kek=kek))
     server.stop()
