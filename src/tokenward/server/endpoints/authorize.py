@@ -39,6 +39,8 @@ _STATE = re.compile(r"[^\x00-\x1f\x7f]*")
 # further match the client's registration, and code_challenge is at most 128 characters (RFC 7636 §4.2).
 MAX_STATE_BYTES = 1024
 MAX_PARAMETER_BYTES = 2048
+_STATE_TOO_LONG = "state must not exceed 1024 bytes."
+_PARAMETER_TOO_LONG = "A parameter exceeds 2048 bytes (state and nonce: 1024)."
 _OPAQUE = ("state", "nonce")
 
 
@@ -98,7 +100,7 @@ async def validate_authorization_request(
             "state must not contain control characters."))
     if state is not None and len(state.encode()) > MAX_STATE_BYTES:  # not echoed: it is the oversized part
         raise AuthorizationRedirectError(redirect_uri=redirect_uri, state=None, error=InvalidRequestError(
-            f"state must not exceed {MAX_STATE_BYTES} bytes."))
+            _STATE_TOO_LONG))
 
     def fail(error: OAuthError) -> AuthorizationRedirectError:
         return AuthorizationRedirectError(redirect_uri=redirect_uri, state=state, error=error)
@@ -135,7 +137,7 @@ def _check_sizes(params: dict[str, str]) -> None:
     for name, value in params.items():
         limit = MAX_STATE_BYTES if name in _OPAQUE else MAX_PARAMETER_BYTES
         if len(value.encode()) > limit:
-            raise InvalidRequestError(f"A parameter exceeds {limit} bytes (state and nonce: {MAX_STATE_BYTES}).")
+            raise InvalidRequestError(_PARAMETER_TOO_LONG)
 
 
 def _select_redirect_uri(client: Client, requested: str | None) -> tuple[str, bool]:
