@@ -144,3 +144,18 @@ def test_concurrent_wrong_secrets_get_at_most_the_limit_answered_401(fresh_serve
     with ThreadPoolExecutor(60) as pool:
         statuses = [r.status_code for r in pool.map(lambda _: cc(server, client.client_id, "wrong"), range(60))]
     assert statuses.count(401) <= 10 and statuses.count(401) + statuses.count(429) == 60, statuses
+
+
+def test_ipv6_addresses_of_one_64_share_the_per_ip_limit(fresh_server: ServerProcess) -> None:
+    """One host owns a whole /64 (RFC 4291 §2.5.4 interface identifiers, SLAAC privacy addresses): counting each
+    address separately would give it 2^64 fresh budgets. Another /64 keeps its own."""
+    server = fresh_server
+    server.start("--trusted-proxy", "127.0.0.1", env=LIMITS)
+    client = server.add_client(grant_types=("client_credentials",), redirect_uri=None)
+    assert client.client_secret
+    for i in range(6):  # six unknown clients from six addresses of one /64: one per-IP budget
+        assert cc(server, f"nobody-{i}", "x", {"X-Forwarded-For": f"2001:db8:1:2::{i + 1:x}"}).status_code == 401
+    same_64 = {"X-Forwarded-For": "2001:db8:1:2:ffff:ffff:ffff:fffe"}
+    assert cc(server, client.client_id, client.client_secret, same_64).status_code == 429
+    other_64 = {"X-Forwarded-For": "2001:db8:1:3::1"}
+    assert cc(server, client.client_id, client.client_secret, other_64).status_code == 200

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from tokenward.protocol.credentials import parse_client_credentials
 from tokenward.protocol.errors import InvalidClientError, InvalidRequestError, SlowDownError
+from tokenward.server.addresses import address_group
 from tokenward.server.store.protocols import Store, StoreUnavailableError, Transaction
 
 log = logging.getLogger("tokenward.server")
@@ -92,18 +93,18 @@ class RateLimiter:
         if credentials is not None:
             keys.append((f"client:{credentials.client_id[:150]}", self.policies.client))
         if ip:
-            keys.append((f"ip:{ip}", self.policies.client_ip))
+            keys.append((f"ip:{address_group(ip)}", self.policies.client_ip))
         return keys
 
     def login_keys(self, username: str, ip: str | None) -> Keys:
         name = username.casefold()[:150].encode("unicode_escape").decode("ascii")[:190]  # storable, bounded
         keys: Keys = [(f"user:{name}", self.policies.login_user)]
         if ip:
-            keys.append((f"login-ip:{ip}", self.policies.login_ip))
+            keys.append((f"login-ip:{address_group(ip)}", self.policies.login_ip))
         return keys
 
     def authorize_keys(self, ip: str | None) -> Keys:
-        return [(f"authorize-ip:{ip}", self.policies.authorize_ip)] if ip else []
+        return [(f"authorize-ip:{address_group(ip)}", self.policies.authorize_ip)] if ip else []
 
     async def retry_after(self, keys: Keys) -> int:
         """Seconds until the longest lock among ``keys`` ends (0: none is locked)."""

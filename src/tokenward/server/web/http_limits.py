@@ -19,7 +19,6 @@ worker process (workers are spawned and get their settings through the environme
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import logging
 from asyncio import TimerHandle
@@ -30,6 +29,8 @@ from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from tokenward.server.addresses import address_group
 
 log = logging.getLogger("tokenward.server")
 
@@ -47,20 +48,6 @@ def limits() -> HttpLimits:
 
     s = Settings.from_env()
     return HttpLimits(s.max_header_bytes, s.header_timeout_seconds, s.max_connections_per_ip)
-
-
-def address_group(host: str) -> str:
-    """The key connections are counted under: the IPv4 address, or the /64 of an IPv6 one (an IPv4-mapped
-    IPv6 address counts as its IPv4 address)."""
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return host  # a Unix socket path or the like: counted as it is
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.IPv6Network((ip, 64), strict=False))
-    return str(ip)
 
 
 # Open connections per address group in this worker process (one event loop: no lock needed).
