@@ -158,3 +158,18 @@ def test_native_app_with_private_use_scheme_gets_code_at_its_scheme_and_redeems_
     other = exchange_code(server, app, authorize(server, app, server.add_user()),
                           redirect_uri="com.example.app:/other")
     assert other.status_code == 400 and other.json()["error"] == "invalid_grant"
+
+
+def test_code_flow_issues_no_refresh_token_to_a_client_not_allowed_the_refresh_grant(server: ServerProcess) -> None:
+    """RFC 6749 §5.1 makes the refresh token optional: a client registered without the refresh_token grant
+    could not use one, so it gets none (issue #12 §2.10); one with the grant does."""
+    without = server.add_client(grant_types=("authorization_code",))
+    user = server.add_user()
+    r = exchange_code(server, without, authorize(server, without, user))
+    assert r.status_code == 200, r.text
+    assert "refresh_token" not in r.json()
+    assert r.json()["access_token"]
+    with_refresh = server.add_client(grant_types=("authorization_code", "refresh_token"))
+    r = exchange_code(server, with_refresh, authorize(server, with_refresh, user))
+    assert r.status_code == 200, r.text
+    assert r.json()["refresh_token"]

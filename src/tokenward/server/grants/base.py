@@ -9,6 +9,7 @@ from typing import Any
 
 from tokenward.protocol.errors import InvalidTargetError
 from tokenward.protocol.scope import Scope
+from tokenward.protocol.types import GrantType
 from tokenward.server.crypto import SecretBox, random_token, token_hash
 from tokenward.server.jwt_access_token import mint_access_token
 from tokenward.server.keys import KeyRing
@@ -71,14 +72,17 @@ def access_token_ttl(client: Client, settings: Settings) -> int:
 
 async def issue_for_grant(ctx: GrantContext, tx: Transaction, client: Client, grant: Grant, scope: Scope
                           ) -> TokenResponse:
-    """Issue an access token with ``scope`` and a refresh token with the grant's full scope.
+    """Issue an access token with ``scope`` and, if the client may use the refresh grant, a refresh token with
+    the grant's full scope (RFC 6749 §5.1: optional; a client registered without the grant could not use one).
 
     Used by: the authorization_code and refresh_token grants, inside their write transaction.
     """
-    refresh = random_token(REFRESH_TOKEN_PREFIX)
-    await tx.save_refresh_token(RefreshToken(
-        token_hash=token_hash(refresh), grant_id=grant.id, client_id=client.client_id, scope=grant.scope,
-        created_at=ctx.now, expires_at=grant.expires_at))
+    refresh: str | None = None
+    if GrantType.REFRESH_TOKEN in client.grant_types:
+        refresh = random_token(REFRESH_TOKEN_PREFIX)
+        await tx.save_refresh_token(RefreshToken(
+            token_hash=token_hash(refresh), grant_id=grant.id, client_id=client.client_id, scope=grant.scope,
+            created_at=ctx.now, expires_at=grant.expires_at))
     ttl = access_token_ttl(client, ctx.settings)
     jti = str(uuid.uuid4())
     await tx.save_access_token(AccessTokenRecord(
