@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -46,6 +47,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
+            "pid": os.getpid(),  # which worker wrote it: `serve --workers N` runs N processes on one log
         }
         fields = record.__dict__
         for name in _EXTRA_FIELDS:
