@@ -17,9 +17,14 @@ def demo_api(issuer: str, audience: str, host: str, port: int) -> None:
     import uvicorn
 
     from tokenward.resource.demo import create_demo_app
+    from tokenward.resource.discovery import InsecureUrlError
 
+    try:
+        app = create_demo_app(issuer, audience)
+    except InsecureUrlError as error:  # an http issuer that is not loopback (issue #12 §2.13)
+        raise click.BadParameter(str(error), param_hint="--issuer") from None
     click.echo(f"demo API on http://{host}:{port}/user/profile trusting {issuer} (aud {audience})", err=True)
-    uvicorn.run(create_demo_app(issuer, audience), host=host, port=port, log_level="warning",
+    uvicorn.run(app, host=host, port=port, log_level="warning",
                 server_header=False)
 
 

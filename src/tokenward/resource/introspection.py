@@ -20,7 +20,7 @@ from typing import Any
 import httpx2
 
 from tokenward.protocol.bearer import BearerError, InsufficientScopeError, InvalidTokenError
-from tokenward.resource.discovery import discover, discover_sync
+from tokenward.resource.discovery import check_discovered_url, discover, discover_sync, require_secure_url
 from tokenward.resource.principal import Principal
 
 
@@ -37,15 +37,20 @@ REFUSED = "The token issuer refused the introspection request."
 
 
 class IntrospectionVerifier:
-    """Same interface as JwtVerifier: ``verify`` / ``verify_sync`` return a Principal or raise BearerError."""
+    """Same interface as JwtVerifier: ``verify`` / ``verify_sync`` return a Principal or raise BearerError.
+
+    ``issuer`` and the introspection endpoint (given or discovered) must be https, or http on a loopback host
+    (``InsecureUrlError``; our client secret is sent there), unless ``allow_http=True`` (issue #12 §2.13)."""
 
     def __init__(self, *, issuer: str, audience: str, client_id: str, client_secret: str,
                  introspection_endpoint: str | None = None, cache_seconds: float = 5.0, cache_size: int = 10_000,
-                 timeout: float = 5.0, clock: Callable[[], float] = time.time) -> None:
-        self.issuer = issuer
+                 timeout: float = 5.0, clock: Callable[[], float] = time.time, allow_http: bool = False) -> None:
+        self.allow_http = allow_http
+        self.issuer = require_secure_url("issuer", issuer, allow_http=allow_http)
         self.audience = audience
         self._auth = (client_id, client_secret)
-        self._endpoint = introspection_endpoint
+        self._endpoint = introspection_endpoint if introspection_endpoint is None else require_secure_url(
+            "introspection_endpoint", introspection_endpoint, allow_http=allow_http)
         self.cache_seconds = cache_seconds
         self.cache_size = cache_size
         self.timeout = timeout
@@ -60,20 +65,19 @@ class IntrospectionVerifier:
     # -- endpoint discovery
     async def _endpoint_async(self) -> str:
         if self._endpoint is None:
-            self._endpoint = self._endpoint_from(await discover(self.issuer))
+            self._endpoint = self._endpoint_from(await discover(self.issuer, allow_http=self.allow_http))
         return self._endpoint
 
     def _endpoint_sync(self) -> str:
         if self._endpoint is None:
-            self._endpoint = self._endpoint_from(discover_sync(self.issuer))
+            self._endpoint = self._endpoint_from(discover_sync(self.issuer, allow_http=self.allow_http))
         return self._endpoint
 
-    @staticmethod
-    def _endpoint_from(metadata: dict[str, Any]) -> str:
+    def _endpoint_from(self, metadata: dict[str, Any]) -> str:
         endpoint = metadata.get("introspection_endpoint")
         if not isinstance(endpoint, str):
             raise IntrospectionError("the issuer's metadata has no introspection_endpoint")
-        return endpoint
+        return check_discovered_url(self.issuer, "introspection_endpoint", endpoint, allow_http=self.allow_http)
 
     # -- verification
     async def verify(self, token: str, required_scopes: Iterable[str] = ()) -> Principal:

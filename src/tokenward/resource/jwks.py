@@ -10,17 +10,20 @@ import time
 
 import httpx2
 
+from tokenward.resource.discovery import require_secure_url
 from tokenward.resource.keys import VerificationKey, parse_jwks
 
 log = logging.getLogger("tokenward.resource")
 
 
 class JwksCache:
-    """Keys of one issuer; safe to share between threads and between asyncio tasks."""
+    """Keys of one issuer; safe to share between threads and between asyncio tasks.
+
+    ``jwks_uri`` must be https, or http on a loopback host unless ``allow_http`` (``InsecureUrlError``)."""
 
     def __init__(self, jwks_uri: str, *, min_refetch_interval: float = 30.0, max_age: float = 3600.0,
-                 timeout: float = 5.0) -> None:
-        self.jwks_uri = jwks_uri
+                 timeout: float = 5.0, allow_http: bool = False) -> None:
+        self.jwks_uri = require_secure_url("jwks_uri", jwks_uri, allow_http=allow_http)
         self.min_refetch_interval = min_refetch_interval
         self.max_age = max_age
         self.timeout = timeout

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from tokenward.protocol.bearer import InsufficientScopeError, InvalidTokenError
-from tokenward.resource.discovery import discover, discover_sync
+from tokenward.resource.discovery import discover, discover_sync, require_secure_url
 from tokenward.resource.jwks import JwksCache
 from tokenward.resource.keys import SUPPORTED_ALGS
 from tokenward.resource.principal import Principal
@@ -93,17 +93,22 @@ class JwtVerifier:
     """Validates RFC 9068 access tokens of one issuer for one audience.
 
     Used by: the ASGI middleware, the FastAPI dependency and the Flask decorator of this package.
+
+    ``issuer`` and ``jwks_uri`` must be https, or http on a loopback host; anything else raises
+    ``InsecureUrlError`` here, and a discovered ``jwks_uri`` is held to the same rule (an https issuer's must be
+    https). ``allow_http=True`` lifts this for tests and development (issue #12 §2.13).
     """
 
     def __init__(self, *, issuer: str, audience: str, jwks_uri: str | None = None,
                  algorithms: Iterable[str] = DEFAULT_ALGORITHMS, leeway: int = 60, max_token_bytes: int = 8192,
                  cache_size: int = 10_000, min_refetch_interval: float = 30.0, jwks_max_age: float = 3600.0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, allow_http: bool = False) -> None:
         self.algorithms = frozenset(algorithms)
         unsupported = self.algorithms - SUPPORTED_ALGS.keys()
         if unsupported:  # no "none", no HMAC: a resource server holds no shared secret
             raise ValueError(f"unsupported algorithms: {sorted(unsupported)}")
-        self.issuer = issuer
+        self.allow_http = allow_http
+        self.issuer = require_secure_url("issuer", issuer, allow_http=allow_http)
         self.audience = audience
         self.leeway = leeway
         self.max_token_bytes = max_token_bytes
@@ -120,7 +125,8 @@ class JwtVerifier:
 
     # -- construction from metadata
     def _new_jwks(self, jwks_uri: str) -> JwksCache:
-        return JwksCache(jwks_uri, min_refetch_interval=self._min_refetch_interval, max_age=self._jwks_max_age)
+        return JwksCache(jwks_uri, min_refetch_interval=self._min_refetch_interval, max_age=self._jwks_max_age,
+                         allow_http=self.allow_http)
 
     @property
     def jwks(self) -> JwksCache:
@@ -133,7 +139,7 @@ class JwtVerifier:
         if self._jwks is None:
             async with self._discovery_locks.setdefault(asyncio.get_running_loop(), asyncio.Lock()):
                 if self._jwks is None:
-                    cache = self._new_jwks((await discover(self.issuer))["jwks_uri"])
+                    cache = self._new_jwks((await discover(self.issuer, allow_http=self.allow_http))["jwks_uri"])
                     await cache.refresh()
                     self._jwks = cache
 
@@ -141,7 +147,7 @@ class JwtVerifier:
         if self._jwks is None:
             with self._discovery_thread_lock:
                 if self._jwks is None:
-                    cache = self._new_jwks(discover_sync(self.issuer)["jwks_uri"])
+                    cache = self._new_jwks(discover_sync(self.issuer, allow_http=self.allow_http)["jwks_uri"])
                     cache.refresh_sync()
                     self._jwks = cache
 
