@@ -151,13 +151,15 @@ def _select_redirect_uri(client: Client, requested: str | None) -> tuple[str, bo
 
 
 async def issue_code(tx: Transaction, settings: Settings, request: AuthorizationRequest, user_id: str,
-                     now: int) -> str:
-    """Create the authorization code for an approved request and return the redirect to the client."""
+                     now: int) -> str | None:
+    """Create the authorization code for an approved request and return the redirect to the client; None
+    when a concurrent submission already answered the request (one request, one code: RFC 6749 §4.1.2)."""
+    if not await tx.delete_authorization_request(request.id):
+        return None
     code = random_token(AUTHORIZATION_CODE_PREFIX)
     await tx.save_code(AuthorizationCode(
         code_hash=token_hash(code), client_id=request.client_id, user_id=user_id,
         redirect_uri=request.redirect_uri, redirect_uri_explicit=request.redirect_uri_explicit,
         code_challenge=request.code_challenge, scope=request.scope, audience=request.audience,
         created_at=now, expires_at=now + settings.code_ttl))
-    await tx.delete_authorization_request(request.id)
     return redirect_to_client(settings, request.redirect_uri, {"code": code}, request.state)

@@ -57,6 +57,9 @@ def render(request: Request, name: str, context: dict[str, Any], status: int = 2
     return templates.TemplateResponse(request, name, context, status_code=status)
 
 
+ALREADY_ANSWERED = "This sign-in request has already been answered. Go back to the application."
+
+
 def error_page(request: Request, message: str, status: int = 400) -> Response:
     return render(request, "error.html", {"message": message}, status)
 
@@ -205,7 +208,7 @@ async def consent(request: Request) -> Response:
             if session.user_id is None:
                 return see_other(f"/login?request={pending.id}")
             if await tx.has_consent(session.user_id, pending.client_id, pending.scope):
-                return see_other(await issue_code(tx, settings, pending, session.user_id, now))
+                return _code_redirect(request, await issue_code(tx, settings, pending, session.user_id, now))
             client = await tx.get_client(pending.client_id)
         scopes = [(s, SCOPE_DESCRIPTIONS.get(s, s)) for s in sorted(pending.scope)]
         return render(request, "consent.html", {"pending": pending, "client": client, "scopes": scopes})
@@ -225,14 +228,24 @@ async def consent(request: Request) -> Response:
         decision = form.get("decision")
         if decision == "allow":
             await tx.save_consent(session.user_id, pending.client_id, pending.scope, now)
-            audit("consent.granted", client_id=pending.client_id, sub=session.user_id)
-            return see_other(await issue_code(tx, settings, pending, session.user_id, now))
+            location = await issue_code(tx, settings, pending, session.user_id, now)
+            if location is not None:
+                audit("consent.granted", client_id=pending.client_id, sub=session.user_id)
+            return _code_redirect(request, location)
         if decision == "deny":
-            await tx.delete_authorization_request(pending.id)
+            if not await tx.delete_authorization_request(pending.id):
+                return _code_redirect(request, None)
             audit("consent.denied", client_id=pending.client_id, sub=session.user_id)
             denied = AccessDeniedError("The user denied the request.").to_wire()
             return see_other(redirect_to_client(settings, pending.redirect_uri, denied, pending.state))
     return error_page(request, "Choose Allow or Deny.")
+
+
+def _code_redirect(request: Request, location: str | None) -> Response:
+    """The redirect to the client, or (the request was answered by a concurrent submission) a plain page."""
+    if location is None:
+        return error_page(request, ALREADY_ANSWERED, 400)
+    return see_other(location)
 
 
 async def home(request: Request) -> Response:

@@ -43,7 +43,10 @@ DELETE_AUTHORIZATION_REQUEST = delete(t.authorization_requests).where(_requests.
 # consent
 GET_CONSENTED_SCOPES = select(t.consents.c.scope).where(
     t.consents.c.user_id == bindparam("p_user_id"), t.consents.c.client_id == bindparam("p_client_id"))
-INSERT_CONSENT = insert(t.consents)
+INSERT_CONSENT = {
+    "sqlite": sqlite_insert(t.consents).on_conflict_do_nothing(),
+    "postgresql": pg_insert(t.consents).on_conflict_do_nothing(),
+}
 
 # authorization codes
 INSERT_CODE = insert(t.authorization_codes)

@@ -333,8 +333,9 @@ class SqlTransaction:
     async def rebind_authorization_request(self, request_id: str, session_hash: bytes) -> None:
         await self._conn.execute(s.REBIND_AUTHORIZATION_REQUEST, {"p_id": request_id, "p_session_hash": session_hash})
 
-    async def delete_authorization_request(self, request_id: str) -> None:
-        await self._conn.execute(s.DELETE_AUTHORIZATION_REQUEST, {"p_id": request_id})
+    async def delete_authorization_request(self, request_id: str) -> bool:
+        result = await self._conn.execute(s.DELETE_AUTHORIZATION_REQUEST, {"p_id": request_id})
+        return result.rowcount == 1
 
     # consent
     async def has_consent(self, user_id: str, client_id: str, scope: Scope) -> bool:
@@ -344,7 +345,8 @@ class SqlTransaction:
     async def save_consent(self, user_id: str, client_id: str, scope: Scope, now: int) -> None:
         if await self.has_consent(user_id, client_id, scope):
             return
-        await self._conn.execute(s.INSERT_CONSENT, {
+        # A concurrent Allow may insert the same row between the read and the write: ignore it, never a 500.
+        await self._conn.execute(s.INSERT_CONSENT[self._conn.dialect.name], {
             "user_id": user_id, "client_id": client_id, "scope": str(scope), "created_at": now})
 
     # authorization codes
