@@ -69,3 +69,42 @@ def test_removing_user_makes_their_tokens_inactive(server: ServerProcess) -> Non
     assert removed.returncode == 0 and json.loads(removed.stdout)["grants_revoked"] == 1
     assert refresh_status(server, client, tokens["refresh_token"]) == 400
     assert not introspect(server, client, tokens["access_token"])
+
+
+def _consent_page(server: ServerProcess, client: ClientInfo, user: str) -> tuple[httpx2.Client, dict[str, str]]:
+    """A browser logged in as ``user`` and shown the consent page of a fresh pending request."""
+    from tests.support import PASSWORD, hidden_fields
+    from tokenward.protocol import pkce
+
+    assert client.redirect_uri is not None
+    browser = httpx2.Client(base_url=server.base_url, follow_redirects=False)
+    r = browser.get("/authorize", params={
+        "response_type": "code", "client_id": client.client_id, "redirect_uri": client.redirect_uri,
+        "scope": "profile:write", "code_challenge": pkce.s256(pkce.new_verifier()), "code_challenge_method": "S256"})
+    page = browser.get(r.headers["location"])
+    r = browser.post("/login", data={**hidden_fields(page.text), "username": user, "password": PASSWORD})
+    page = browser.get(r.headers["location"])
+    assert page.status_code == 200 and 'value="allow"' in page.text, page.text[:300]
+    return browser, hidden_fields(page.text)
+
+
+def test_password_change_and_revoke_user_also_revoke_unredeemed_codes_and_pending_requests(
+        server: ServerProcess) -> None:
+    """Issue #12 §2.9: a code issued before the change (60 s lifetime) and a request waiting on the consent
+    page would otherwise outlive the credentials that produced them."""
+    client = server.add_client()
+    for command in (("users", "set-password", "{user}", "--password-stdin"), ("grants", "revoke", "--user", "{user}")):
+        user = server.add_user()
+        code = authorize(server, client, user)
+        browser, form = _consent_page(server, client, user)
+        try:
+            out = tw(server, *(a.format(user=user) for a in command), stdin="a-new-password-42\n")
+            assert out.returncode == 0, out.stderr
+            r = exchange_code(server, client, code)
+            assert r.status_code == 400 and r.json()["error"] == "invalid_grant", (command, r.text)
+            assert server.query(
+                f"SELECT count(*) FROM authorization_requests WHERE id = '{form['request']}'") == [(0,)], command
+            r = browser.post("/consent", data={**form, "decision": "allow"})
+            assert "code=" not in r.headers.get("location", ""), (command, r.status_code, r.headers)
+        finally:
+            browser.close()

@@ -91,7 +91,8 @@ class GrantStore(Protocol):
                           active_at: int | None = None) -> Sequence[Grant]: ...
 
     async def revoke_user(self, user_id: str, now: int) -> int:
-        """Revoke every grant of a user and end their sessions ("log out everywhere"); returns the grants."""
+        """Revoke every grant of a user, their unredeemed codes and pending requests, and end their sessions
+        ("log out everywhere"); returns the number of grants revoked."""
         ...
 
 

@@ -402,6 +402,11 @@ class SqlTransaction:
         grants = await self.list_grants(user_id=user_id, active_at=now)
         for grant in grants:
             await self.revoke_grant(grant.id, now)
+        # Unredeemed codes and requests waiting on the consent page came from the old credentials too.
+        await self._conn.execute(delete(t.authorization_codes).where(
+            t.authorization_codes.c.user_id == user_id, t.authorization_codes.c.consumed_at.is_(None)))
+        await self._conn.execute(delete(t.authorization_requests).where(t.authorization_requests.c.session_hash.in_(
+            select(t.sessions.c.id_hash).where(t.sessions.c.user_id == user_id))))
         await self._conn.execute(delete(t.sessions).where(t.sessions.c.user_id == user_id))
         return len(grants)
 
