@@ -77,7 +77,8 @@ PROFILE = bool(os.environ.get("BENCH_PROFILE"))
 SKIP = {s.strip() for s in os.environ.get("BENCH_SKIP", "").split(",") if s.strip()}
 
 SCOPE = "profile:read"
-REDIRECT_URI = "http://127.0.0.1/cb"
+# an exact https redirect: remembered consent applies to it (never to loopback or private-use redirects)
+REDIRECT_URI = "https://bench.example/cb"
 USERNAME = "bench"
 PASSWORD = "bench password, not a secret"
 AUTHLIB_REQUIREMENTS = ("authlib>=1.9.10,<2", "flask>=3.1,<4", "sqlalchemy>=2.0,<3", "gunicorn>=27,<28")

@@ -173,3 +173,24 @@ def test_code_flow_issues_no_refresh_token_to_a_client_not_allowed_the_refresh_g
     r = exchange_code(server, with_refresh, authorize(server, with_refresh, user))
     assert r.status_code == 200, r.text
     assert r.json()["refresh_token"]
+
+
+def test_remembered_consent_is_never_applied_silently_to_loopback_or_private_use_redirects(
+        server: ServerProcess) -> None:
+    """RFC 8252 §8.6 / RFC 6749 §10.2: a loopback (any port) or private-use-scheme redirect does not prove which
+    app asks, so a malicious app could reuse another's remembered consent: the page shows every time (one
+    click). The exact https redirect of the test above keeps remembered consent."""
+    user = server.add_user()
+    for redirect in ("http://127.0.0.1/callback", "com.example.app:/oauth2redirect"):
+        client = server.add_client(public=True, redirect_uri=redirect)
+        used = "http://127.0.0.1:53123/callback" if redirect.startswith("http") else redirect
+        with httpx2.Client(base_url=server.base_url, follow_redirects=False) as browser:
+            first = authorize(server, client, user, browser=browser, redirect_uri=used)
+            assert first.code
+            r = browser.get("/authorize", params={
+                "response_type": "code", "client_id": client.client_id, "redirect_uri": used,
+                "scope": "profile:read", "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+                "code_challenge_method": "S256"})
+            page = browser.get(r.headers["location"])
+            assert page.status_code == 200 and 'value="allow"' in page.text, (redirect, page.status_code,
+                                                                             page.headers.get("location"))

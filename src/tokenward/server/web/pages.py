@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
+from tokenward.protocol import redirect_uri as redirect_rules
 from tokenward.protocol.errors import AccessDeniedError, InvalidRequestError
 from tokenward.protocol.form import parse_form
 from tokenward.server.audit import audit
@@ -207,7 +208,8 @@ async def consent(request: Request) -> Response:
             pending, session = found
             if session.user_id is None:
                 return see_other(f"/login?request={pending.id}")
-            if await tx.has_consent(session.user_id, pending.client_id, pending.scope):
+            if (not _native_redirect(pending.redirect_uri)
+                    and await tx.has_consent(session.user_id, pending.client_id, pending.scope)):
                 return _code_redirect(request, await issue_code(tx, settings, pending, session.user_id, now))
             client = await tx.get_client(pending.client_id)
         scopes = [(s, SCOPE_DESCRIPTIONS.get(s, s)) for s in sorted(pending.scope)]
@@ -239,6 +241,12 @@ async def consent(request: Request) -> Response:
             denied = AccessDeniedError("The user denied the request.").to_wire()
             return see_other(redirect_to_client(settings, pending.redirect_uri, denied, pending.state))
     return error_page(request, "Choose Allow or Deny.")
+
+
+def _native_redirect(uri: str) -> bool:
+    """A loopback or private-use-scheme redirect (RFC 8252 §7.1, §7.3) does not identify the app: any app on
+    the device can claim it, so remembered consent is never applied to it silently (RFC 8252 §8.6)."""
+    return redirect_rules.is_loopback(uri) or redirect_rules.is_private_use(uri)
 
 
 def _code_redirect(request: Request, location: str | None) -> Response:
