@@ -162,9 +162,10 @@ def test_chromium_completes_code_flow_with_pkce_when_user_allows(
     expect(page).to_have_url(page_url(server, "consent"))
     expect(page.get_by_role("heading", name="Allow access?")).to_be_visible()
     scopes = page.get_by_role("listitem")
-    expect(scopes).to_have_count(2)
+    expect(scopes).to_have_count(3)  # two scopes, and the refresh token the client's refresh grant brings
     expect(scopes.filter(has_text="profile:read")).to_contain_text("Read your profile")
     expect(scopes.filter(has_text="profile:write")).to_contain_text("Change your profile")
+    expect(scopes.nth(2)).to_have_text("Keep this access while you are away, until you revoke it")
     shoot(page, tmp_path, "consent.png")
 
     page.get_by_role("button", name="Allow").click()

@@ -194,3 +194,34 @@ def test_remembered_consent_is_never_applied_silently_to_loopback_or_private_use
             page = browser.get(r.headers["location"])
             assert page.status_code == 200 and 'value="allow"' in page.text, (redirect, page.status_code,
                                                                              page.headers.get("location"))
+
+
+def _consent_text(server: ServerProcess, grant_types: tuple[str, ...], scope: str) -> str:
+    from tests.support import PASSWORD, hidden_fields
+
+    client, user = server.add_client(grant_types=grant_types, scope="profile:read offline_access"), server.add_user()
+    assert client.redirect_uri is not None
+    with httpx2.Client(base_url=server.base_url, follow_redirects=False) as browser:
+        r = browser.get("/authorize", params={
+            "response_type": "code", "client_id": client.client_id, "redirect_uri": client.redirect_uri,
+            "scope": scope, "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+            "code_challenge_method": "S256"})
+        page = browser.get(r.headers["location"])
+        r = browser.post("/login", data={**hidden_fields(page.text), "username": user, "password": PASSWORD})
+        page = browser.get(r.headers["location"])
+        assert page.status_code == 200 and 'value="allow"' in page.text
+        return page.text
+
+
+def test_consent_page_says_access_lasts_exactly_when_a_refresh_token_will_be_issued(server: ServerProcess) -> None:
+    """Issue #12 §2.10: for a plain OAuth request a refresh token is issued iff the client may use the refresh
+    grant, whatever the scope; the page says so then, and never lists offline_access, whose grant changes
+    nothing here."""
+    lasting = _consent_text(server, ("authorization_code", "refresh_token"), "profile:read")
+    assert "until you revoke it" in lasting
+    with_offline = _consent_text(server, ("authorization_code", "refresh_token"), "profile:read offline_access")
+    assert "until you revoke it" in with_offline
+    assert "offline_access" not in with_offline and "Stay signed in" not in with_offline
+    once = _consent_text(server, ("authorization_code",), "profile:read offline_access")
+    assert "until you revoke it" not in once and "offline_access" not in once
+    assert "Read your profile" in once

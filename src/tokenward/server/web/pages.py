@@ -17,6 +17,7 @@ from starlette.templating import Jinja2Templates
 from tokenward.protocol import redirect_uri as redirect_rules
 from tokenward.protocol.errors import AccessDeniedError, InvalidRequestError
 from tokenward.protocol.form import parse_form
+from tokenward.protocol.types import GrantType
 from tokenward.server.audit import audit
 from tokenward.server.authorization_server import AuthorizationServer
 from tokenward.server.crypto import token_hash
@@ -45,8 +46,10 @@ templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates"))
 SCOPE_DESCRIPTIONS = {
     "profile:read": "Read your profile",
     "profile:write": "Change your profile",
-    "offline_access": "Stay signed in (keep access while you are away)",
 }
+# Scopes whose grant changes nothing the page could describe: for a plain OAuth request a refresh token comes
+# with the client's refresh grant, not with offline_access (#9 gives it meaning for openid requests).
+_NOT_LISTED = frozenset({"offline_access"})
 
 
 def server_of(request: Request) -> AuthorizationServer:
@@ -212,8 +215,10 @@ async def consent(request: Request) -> Response:
                     and await tx.has_consent(session.user_id, pending.client_id, pending.scope)):
                 return _code_redirect(request, await issue_code(tx, settings, pending, session.user_id, now))
             client = await tx.get_client(pending.client_id)
-        scopes = [(s, SCOPE_DESCRIPTIONS.get(s, s)) for s in sorted(pending.scope)]
-        return render(request, "consent.html", {"pending": pending, "client": client, "scopes": scopes})
+        scopes = [(s, SCOPE_DESCRIPTIONS.get(s, s)) for s in sorted(pending.scope) if s not in _NOT_LISTED]
+        lasting = client is not None and GrantType.REFRESH_TOKEN in client.grant_types  # a refresh token follows
+        return render(request, "consent.html",
+                      {"pending": pending, "client": client, "scopes": scopes, "lasting": lasting})
 
     form = await _form(request)
     if isinstance(form, Response):
