@@ -159,3 +159,71 @@ def test_ipv6_addresses_of_one_64_share_the_per_ip_limit(fresh_server: ServerPro
     assert cc(server, client.client_id, client.client_secret, same_64).status_code == 429
     other_64 = {"X-Forwarded-For": "2001:db8:1:3::1"}
     assert cc(server, client.client_id, client.client_secret, other_64).status_code == 200
+
+
+STRANGERS = {"TOKENWARD_RATE_LIMITS": "on", "TOKENWARD_RATE_LIMIT_SYNC_SECONDS": "0",
+             "TOKENWARD_RATE_LIMIT_CLIENT": "3/60/60", "TOKENWARD_RATE_LIMIT_CLIENT_GLOBAL": "8/60/60",
+             "TOKENWARD_RATE_LIMIT_CLIENT_IP": "1000/60", "TOKENWARD_RATE_LIMIT_LOGIN_USER": "3/300/60",
+             "TOKENWARD_RATE_LIMIT_LOGIN_USER_GLOBAL": "8/300/60", "TOKENWARD_RATE_LIMIT_LOGIN_IP": "1000/300"}
+
+
+def cc_from(server: ServerProcess, address: str, client_id: str, secret: str | None,
+            form: dict[str, str] | None = None) -> httpx2.Response:
+    with httpx2.Client(transport=httpx2.HTTPTransport(local_address=address), timeout=30) as c:
+        return c.post(server.base_url + "/token", data={"grant_type": "client_credentials", **(form or {})},
+                      auth=(client_id, secret) if secret is not None else None)
+
+
+def test_a_stranger_cannot_lock_a_client_out_and_a_distributed_run_still_hits_the_ceiling(
+        fresh_server: ServerProcess) -> None:
+    """Issue #12 §2.5: the lock is per (client, address); the per-client ceiling (8 here) counts every address."""
+    server = fresh_server
+    server.start(env=STRANGERS)
+    client = server.add_client(grant_types=("client_credentials",), redirect_uri=None)
+    assert client.client_secret
+    for _ in range(3):
+        assert cc_from(server, "127.0.0.2", client.client_id, "wrong").status_code == 401
+    assert cc_from(server, "127.0.0.2", client.client_id, client.client_secret).status_code == 429
+    assert cc_from(server, "127.0.0.3", client.client_id, client.client_secret).status_code == 200
+    for address in ("127.0.0.4", "127.0.0.5"):  # 3 + 3 + 2 = 8 failures from three addresses: the ceiling
+        for _ in range(3 if address == "127.0.0.4" else 2):
+            assert cc_from(server, address, client.client_id, "wrong").status_code == 401
+    assert cc_from(server, "127.0.0.6", client.client_id, client.client_secret).status_code == 429
+
+
+def test_a_public_client_is_never_locked_by_failed_authentication(fresh_server: ServerProcess) -> None:
+    """A public client has no secret to guess: a secret sent in its name fails, but counts only on the address."""
+    server = fresh_server
+    server.start(env=STRANGERS)
+    public = server.add_client(public=True, redirect_uri="http://127.0.0.1/cb")
+    for i in range(12):  # past both the pair limit (3) and the client ceiling (8)
+        assert cc_from(server, f"127.0.0.{10 + i % 2}", public.client_id, "guess").status_code == 401
+    bogus_code = {"grant_type": "authorization_code", "code": "tw_ac_nope", "code_verifier": "v" * 43,
+                  "redirect_uri": "http://127.0.0.1/cb", "client_id": public.client_id}
+    r = cc_from(server, "127.0.0.12", public.client_id, None, bogus_code)
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant", r.text
+    assert server.query("SELECT count(*) FROM rate_limits WHERE key LIKE 'client%'") == [(0,)]
+
+
+def test_a_stranger_cannot_lock_a_user_out_from_another_address(fresh_server: ServerProcess) -> None:
+    server = fresh_server
+    server.start(env=STRANGERS)
+    client = server.add_client(public=True, redirect_uri="http://127.0.0.1/cb")
+    user = server.add_user()
+
+    def attempt(address: str, password: str) -> httpx2.Response:
+        browser, fields = open_login_form(server, client.client_id, address)
+        try:
+            return browser.post("/login", data={**fields, "username": user, "password": password})
+        finally:
+            browser.close()
+
+    for _ in range(3):
+        assert attempt("127.0.0.2", "wrong password").status_code == 401
+    assert attempt("127.0.0.2", PASSWORD).status_code == 429
+    assert attempt("127.0.0.3", PASSWORD).status_code == 303  # the real user, elsewhere, signs in
+    for address, failures in (("127.0.0.4", 3), ("127.0.0.5", 2)):  # 3 + 3 + 2 = 8: the per-name ceiling
+        for _ in range(failures):
+            assert attempt(address, "wrong password").status_code == 401
+    locked = attempt("127.0.0.6", PASSWORD)
+    assert locked.status_code == 429 and "Too many failed sign-in attempts" in locked.text

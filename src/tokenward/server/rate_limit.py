@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from tokenward.protocol.credentials import parse_client_credentials
 from tokenward.protocol.errors import InvalidClientError, InvalidRequestError, SlowDownError
 from tokenward.server.addresses import address_group
+from tokenward.server.client_cache import ClientCache
 from tokenward.server.store.protocols import Store, StoreUnavailableError, Transaction
 
 log = logging.getLogger("tokenward.server")
@@ -46,9 +47,13 @@ class RateLimitPolicy:
 
 @dataclass(frozen=True, slots=True)
 class RateLimitPolicies:
+    # Per (client, address group) and per (username, address group): a stranger elsewhere cannot lock the
+    # real client or user out (issue #12 §2.5); the global ceilings only slow a distributed guessing run.
     client: RateLimitPolicy = RateLimitPolicy(10, 60, 60, 3600)
+    client_global: RateLimitPolicy = RateLimitPolicy(1000, 60, 60, 3600)
     client_ip: RateLimitPolicy = RateLimitPolicy(100, 60, 60, 3600)
     login_user: RateLimitPolicy = RateLimitPolicy(5, 300, 30, 900)
+    login_user_global: RateLimitPolicy = RateLimitPolicy(100, 300, 30, 900)
     login_ip: RateLimitPolicy = RateLimitPolicy(30, 300, 30, 900)
     # Not failures: pending authorization requests created per IP (each is a stored row, issue #12 §2.6).
     authorize_ip: RateLimitPolicy = RateLimitPolicy(300, 60, 60, 600)
@@ -84,23 +89,38 @@ class RateLimiter:
                 log.warning("could not re-read rate-limit locks: %s", exc)
             await asyncio.sleep(self.sync_seconds)
 
-    def client_keys(self, authorization: str | None, form: dict[str, str], ip: str | None) -> Keys:
+    async def client_keys(self, clients: ClientCache, authorization: str | None, form: dict[str, str],
+                          ip: str | None) -> Keys:
+        """The keys a failed client authentication counts on. A public client has no secret to guess, so
+        nothing a stranger sends in its name may lock it (issue #12 §2.5): only the address is counted."""
         try:
             credentials = parse_client_credentials(authorization, form)
         except InvalidRequestError:
             credentials = None
         keys: Keys = []
-        if credentials is not None:
-            keys.append((f"client:{credentials.client_id[:150]}", self.policies.client))
-        if ip:
-            keys.append((f"ip:{address_group(ip)}", self.policies.client_ip))
+        group = address_group(ip) if ip else None
+        if credentials is not None and credentials.secret is not None:
+            known = await clients.get_client(credentials.client_id)  # cached: no round trip on the hot path
+            if known is not None and known.public:
+                credentials = None
+        if credentials is not None and credentials.secret is not None:
+            client_id = credentials.client_id[:120]
+            if group:
+                keys.append((f"client-ip:{client_id}@{group}", self.policies.client))
+            keys.append((f"client:{client_id}", self.policies.client_global))
+        if group:
+            keys.append((f"ip:{group}", self.policies.client_ip))
         return keys
 
     def login_keys(self, username: str, ip: str | None) -> Keys:
-        name = username.casefold()[:150].encode("unicode_escape").decode("ascii")[:190]  # storable, bounded
-        keys: Keys = [(f"user:{name}", self.policies.login_user)]
-        if ip:
-            keys.append((f"login-ip:{address_group(ip)}", self.policies.login_ip))
+        name = username.casefold()[:120].encode("unicode_escape").decode("ascii")[:130]  # storable, bounded
+        group = address_group(ip) if ip else None
+        keys: Keys = []
+        if group:  # first: a successful login clears it
+            keys.append((f"user-ip:{name}@{group}", self.policies.login_user))
+        keys.append((f"user:{name}", self.policies.login_user_global if group else self.policies.login_user))
+        if group:
+            keys.append((f"login-ip:{group}", self.policies.login_ip))
         return keys
 
     def authorize_keys(self, ip: str | None) -> Keys:

@@ -156,7 +156,8 @@ class Settings:
         if env.get("TOKENWARD_RATE_LIMITS", "").lower() in ("0", "off", "false", "no"):
             changes["rate_limits"] = False
         policies = RateLimitPolicies()
-        for var, attr in (("CLIENT", "client"), ("CLIENT_IP", "client_ip"), ("LOGIN_USER", "login_user"),
+        for var, attr in (("CLIENT", "client"), ("CLIENT_GLOBAL", "client_global"), ("CLIENT_IP", "client_ip"),
+                          ("LOGIN_USER", "login_user"), ("LOGIN_USER_GLOBAL", "login_user_global"),
                           ("LOGIN_IP", "login_ip"),
                           ("AUTHORIZE_IP", "authorize_ip")):
             if f"TOKENWARD_RATE_LIMIT_{var}" in env:

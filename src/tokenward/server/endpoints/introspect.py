@@ -39,7 +39,7 @@ class IntrospectionEndpoint:
 
     async def handle(self, authorization: str | None, form: dict[str, str], ip: str | None = None) -> dict[str, Any]:
         token = form.get("token")
-        limited = self.limiter.client_keys(authorization, form, ip)
+        limited = await self.limiter.client_keys(self.clients, authorization, form, ip)
         async with self.limiter.counting_client_failures(limited):
             await self.limiter.check(limited)
             caller = await authenticate_request(self.clients, authorization, form)

@@ -36,7 +36,7 @@ class RevocationEndpoint:
 
     async def handle(self, authorization: str | None, form: dict[str, str], ip: str | None = None) -> None:
         token = form.get("token")
-        limited = self.limiter.client_keys(authorization, form, ip)
+        limited = await self.limiter.client_keys(self.clients, authorization, form, ip)
         async with self.limiter.counting_client_failures(limited):
             await self.limiter.check(limited)
             client = await authenticate_request(self.clients, authorization, form)

@@ -56,7 +56,7 @@ class TokenEndpoint:
                      ) -> TokenResponse:
         # The lock check and the (cached) client need no database round trip; each grant then opens the
         # transaction it needs: client credentials none, the others one write transaction.
-        limited = self.limiter.client_keys(authorization, form, ip)
+        limited = await self.limiter.client_keys(self.clients, authorization, form, ip)
         async with self.limiter.counting_client_failures(limited):
             await self.limiter.check(limited)
             client = await authenticate_request(self.clients, authorization, form)
