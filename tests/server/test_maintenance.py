@@ -1,17 +1,19 @@
-"""Key lifecycle and purge on a real SQLite file, with the clock passed in."""
+"""The scheduled key lifecycle on both backends, with the clock passed in (the purge CLI: test_purge.py)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
-from tokenward.protocol.scope import Scope
-from tokenward.protocol.types import GrantType, SigningAlg
-from tokenward.server.crypto import SecretBox, token_hash
+import pytest
+
+from tests.conftest import BACKENDS, create_pg_database, drop_pg_database
+from tokenward.protocol.types import SigningAlg
+from tokenward.server.crypto import SecretBox
 from tokenward.server.keys import JWKS_CACHE_MARGIN, ensure_signing_keys
 from tokenward.server.maintenance import purge, rotate_due_keys
-from tokenward.server.model import AuthorizationCode, Client, Grant, RefreshToken, User
 from tokenward.server.settings import Settings
 from tokenward.server.store.sql.migrate import upgrade
 from tokenward.server.store.sql.store import SqlStore
@@ -20,15 +22,19 @@ DAY = 86400
 BOX = SecretBox(b"k" * 32)
 
 
-def make_store(tmp_path: Path) -> tuple[SqlStore, Settings]:
-    url = f"sqlite:///{tmp_path / 'm.db'}"
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    url = f"sqlite:///{tmp_path / 'm.db'}" if request.param == "sqlite" else create_pg_database()
     upgrade(url)
-    return SqlStore.from_url(url), replace(Settings(), db_url=url, signing_algs=(SigningAlg.ES256,))
+    yield url
+    if request.param == "postgresql":
+        drop_pg_database(url)
 
 
-def test_scheduled_rotation_prepublishes_then_switches_and_drops_old_key(tmp_path: Path) -> None:
+def test_scheduled_rotation_prepublishes_then_switches_and_drops_old_key(db_url: str) -> None:
     async def go() -> None:
-        store, settings = make_store(tmp_path)
+        store = SqlStore.from_url(db_url)
+        settings = replace(Settings(), db_url=db_url, signing_algs=(SigningAlg.ES256,))
         t0 = 1_800_000_000
         async with store.transaction(write=True) as tx:
             await ensure_signing_keys(tx, BOX, settings.signing_algs, t0)
@@ -52,31 +58,3 @@ def test_scheduled_rotation_prepublishes_then_switches_and_drops_old_key(tmp_pat
 
     asyncio.run(go())
 
-
-def test_purge_deletes_expired_rows_and_keeps_live_ones(tmp_path: Path) -> None:
-    async def go() -> None:
-        store, settings = make_store(tmp_path)
-        now = 1_800_000_000
-        async with store.transaction(write=True) as tx:
-            await tx.save_client(Client(client_id="c", name="c", public=True, redirect_uris=("http://127.0.0.1/",),
-                                        grant_types=(GrantType.AUTHORIZATION_CODE,), scope=Scope(), audiences=(),
-                                        created_at=now))
-            await tx.save_user(User(id="u", username="u", created_at=now, password_hash="x"))
-            for gid, expires, revoked in (("live", now + DAY, None), ("expired", now - 1, None),
-                                          ("revoked-long-ago", now + DAY, now - 2 * DAY)):
-                await tx.save_grant(Grant(id=gid, client_id="c", user_id="u", scope=Scope(), audience="a",
-                                          created_at=now - 3 * DAY, expires_at=expires, revoked_at=revoked))
-                await tx.save_refresh_token(RefreshToken(token_hash=token_hash(gid), grant_id=gid, client_id="c",
-                                                         scope=Scope(), created_at=now, expires_at=expires))
-            await tx.save_code(AuthorizationCode(code_hash=token_hash("code"), client_id="c", user_id="u",
-                                                 redirect_uri="http://127.0.0.1/", redirect_uri_explicit=True,
-                                                 code_challenge="x" * 43, scope=Scope(), audience="a",
-                                                 created_at=now - 120, expires_at=now - 60))
-            counts = await purge(tx, settings, now)
-            assert counts["grants"] == 2 and counts["authorization_codes"] == 1
-            assert await tx.get_grant("live") is not None
-            assert await tx.get_refresh_token(token_hash("live")) is not None
-            assert await tx.get_refresh_token(token_hash("expired")) is None
-        await store.close()
-
-    asyncio.run(go())
