@@ -1,5 +1,5 @@
 # Every target bootstraps what it needs: the .venv from requirements.lock (every package pinned with its hashes),
-# Debian chromium for the browser tests.
+# Debian chromium for the browser tests, Debian pgbouncer for the pooler tests.
 SHELL := /bin/bash
 comma := ,
 PYTHON ?= python3
@@ -12,7 +12,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test bench fuzz demo lint typecheck chromium keyring wrk clean lock
+.PHONY: run test bench fuzz demo lint typecheck chromium keyring pgbouncer wrk clean lock
 
 # The application's environment comes from the lock file alone: --require-hashes refuses anything unpinned or
 # altered, --no-deps anything the lock does not list; then tokenward itself, editable, built offline.
@@ -43,6 +43,13 @@ keyring:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
 	    --no-install-recommends gnome-keyring dbus-daemon >/dev/null; }
 
+# A real pgbouncer (transaction pooling) in front of the test PostgreSQL for tests/e2e/test_pgbouncer.py.
+pgbouncer:
+	@command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || { \
+	  echo "installing Debian pgbouncer for the pgbouncer tests"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+	    --no-install-recommends pgbouncer >/dev/null; }
+
 wrk:
 	@command -v wrk >/dev/null 2>&1 || { \
 	  echo "installing Debian wrk for the load benchmarks"; \
@@ -72,7 +79,7 @@ run: $(STAMP)
 	$(BIN)/tokenward serve --host $(HOST) --port $(PORT)
 
 ## test: lint, type-check and run every test suite (end-to-end, browser, interop)
-test: $(STAMP) chromium keyring lint typecheck
+test: $(STAMP) chromium keyring pgbouncer lint typecheck
 	$(BIN)/pytest --durations=15
 
 lint: $(STAMP)

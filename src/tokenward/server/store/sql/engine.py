@@ -77,10 +77,19 @@ def _check_sqlite_version() -> None:
         raise RuntimeError(f"SQLite {sqlite3.sqlite_version} is too old; Tokenward needs 3.35 or newer")
 
 
+def pgbouncer_from_env() -> bool:
+    """``TOKENWARD_PGBOUNCER`` is set (``1``, ``true``, ``yes``), as ``Settings.from_env`` reads it."""
+    return os.environ.get("TOKENWARD_PGBOUNCER", "").lower() in ("1", "true", "yes")
+
+
 def _pg_connect_args(pgbouncer: bool) -> dict[str, Any]:
     """5 s connect timeout; 10 s statement timeout. Behind pgbouncer in transaction mode, no server-side
-    prepared statements (pgbouncer < 1.21 cannot route them) and no startup options (it rejects them)."""
-    if pgbouncer:
+    prepared statements (pgbouncer < 1.21 cannot route them) and no startup options (it rejects them).
+
+    ``TOKENWARD_PGBOUNCER`` in the environment turns pgbouncer mode on for every engine of the process,
+    whatever the caller passed: ``serve`` creates its signing keys, and the admin commands do their work,
+    through engines made without the flag, and pgbouncer refuses the startup options of those."""
+    if pgbouncer or pgbouncer_from_env():
         return {"connect_timeout": 5, "prepare_threshold": None}
     return {"connect_timeout": 5, "options": "-c statement_timeout=10000 -c lock_timeout=10000"}
 
@@ -146,4 +155,9 @@ def create_sync_engine(db_url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, connect_args={"connect_timeout": 5})
+    # Migrations send no startup options; behind pgbouncer they prepare no statement either, which would
+    # stay on the pooled server connection and collide with the next client's statement of the same name.
+    args: dict[str, Any] = {"connect_timeout": 5}
+    if pgbouncer_from_env():
+        args["prepare_threshold"] = None
+    return create_engine(url, connect_args=args)
