@@ -30,14 +30,16 @@ REALM = "live-api"
 
 class LiveAsgi:
     """An ASGI app under a real uvicorn ``Server`` in a thread. The listening socket is bound and listening
-    before uvicorn starts, so a request sent at once waits in the kernel's backlog instead of racing start-up."""
+    before uvicorn starts, so a request sent at once waits in the kernel's backlog instead of racing start-up.
+    uvicorn leaves logging alone (``log_config=None``): its records reach the root logger, and so ``caplog``."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(128)
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning", access_log=False))
+        self.server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning", access_log=False,
+                                                    log_config=None))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
     def __enter__(self) -> LiveAsgi:

@@ -1,5 +1,8 @@
 """Pure ASGI middleware (no BaseHTTPMiddleware): validate the bearer token, put the Principal in the scope
-under ``"tokenward.principal"``, or answer the RFC 6750 error itself."""
+under ``"tokenward.principal"``, or answer the RFC 6750 error itself.
+
+An issuer that cannot be asked (``DiscoveryError``, ``IntrospectionError``) gets 503 ``temporarily_unavailable``
+with the same JSON body, challenge and ``Cache-Control: no-store``, and one warning log line, never a 500."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from tokenward.protocol.bearer import BearerError, bearer_token_from_headers
+from tokenward.resource.discovery import DiscoveryError, bearer_error_for
 from tokenward.resource.principal import TokenVerifier
 
 PRINCIPAL_KEY = "tokenward.principal"
@@ -56,8 +60,8 @@ class BearerAuthMiddleware:
         try:
             token = bearer_token_from_headers(authorization_values(scope), query_has_token(scope["query_string"]))
             principal = await self.verifier.verify(token, self.required_scopes)
-        except BearerError as error:
-            await send_bearer_error(send, error, self.realm)
+        except (BearerError, DiscoveryError) as error:
+            await send_bearer_error(send, bearer_error_for(error), self.realm)
             return
         scope[PRINCIPAL_KEY] = principal
         await self.app(scope, receive, send)

@@ -4,19 +4,48 @@ Every URL the guard fetches from or trusts — the issuer, ``jwks_uri``, the int
 https (RFC 8414 §2), or http on a loopback host (127.0.0.0/8, ``::1``, ``localhost``); an https issuer may not
 name an http ``jwks_uri`` at all (keys fetched in the clear would undo the TLS of the metadata). ``allow_http``
 lifts both rules for tests and development, as in ``tokenward.client`` (issue #12 §2.13).
+
+When the metadata or the JWKS cannot be had (the issuer is down, answers an error or garbage), verification
+raises ``DiscoveryError`` and every adapter answers 503 ``temporarily_unavailable`` (``IssuerUnavailableError``)
+with a JSON body and ``Cache-Control: no-store``, logging one warning line without a stack trace. RFC 6750 §3.1
+has no code for this: the token's fault is unknown, so neither 401 nor a 500 would be true.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import logging
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx2
 
+from tokenward.protocol.bearer import BearerError
+
+log = logging.getLogger("tokenward.resource")
+UNREACHABLE = "The token issuer could not be reached."
+
 
 class DiscoveryError(Exception):
-    """The issuer's metadata could not be fetched, does not name this issuer, or names an insecure URL."""
+    """The issuer's metadata or JWKS could not be fetched, does not name this issuer, or names an insecure URL."""
+
+
+class IssuerUnavailableError(BearerError):
+    """The token cannot be judged because the issuer cannot be asked (metadata, JWKS or introspection): 503
+    ``temporarily_unavailable`` (the OAuth code for it, RFC 6749 §4.1.2.1), never 401 or 500."""
+
+    error = "temporarily_unavailable"
+    status = 503
+
+
+def bearer_error_for(exc: BearerError | DiscoveryError) -> BearerError:
+    """What an adapter answers for a failed verification; each 503 answer is logged (one line, its reason)."""
+    if isinstance(exc, DiscoveryError):
+        log.warning("token issuer unavailable, answering 503: %s", exc)
+        return IssuerUnavailableError(UNREACHABLE)
+    if isinstance(exc, IssuerUnavailableError):
+        log.warning("token issuer unavailable, answering 503: %s", exc.description)
+    return exc
 
 
 class InsecureUrlError(ValueError):

@@ -1,6 +1,9 @@
 """FastAPI integration (no ``from __future__ import annotations``: FastAPI must evaluate the local
 annotations of the dependencies built here): a security scheme that shows up in OpenAPI as HTTP bearer (JWT) and a
-``require_scopes(...)`` dependency. It reuses the middleware's Principal when the middleware ran."""
+``require_scopes(...)`` dependency. It reuses the middleware's Principal when the middleware ran.
+
+An issuer that cannot be asked (``DiscoveryError``, ``IntrospectionError``) gets 503 ``temporarily_unavailable``
+(``{"detail": {"error": …}}`` like every error here, ``Cache-Control: no-store``) and one warning log line."""
 
 
 from typing import Annotated, Any
@@ -11,6 +14,7 @@ from fastapi.security.base import SecurityBase
 
 from tokenward.protocol.bearer import BearerError, InsufficientScopeError, bearer_token_from_headers
 from tokenward.resource.asgi import PRINCIPAL_KEY, query_has_token
+from tokenward.resource.discovery import DiscoveryError, bearer_error_for
 from tokenward.resource.principal import Principal, TokenVerifier
 
 
@@ -36,8 +40,8 @@ class TokenwardBearer(SecurityBase):
             token = bearer_token_from_headers(request.headers.getlist("authorization"),
                                               query_has_token(request.scope["query_string"]))
             return await self.verifier.verify(token)
-        except BearerError as error:
-            raise http_error(error, self.realm) from None
+        except (BearerError, DiscoveryError) as error:
+            raise http_error(bearer_error_for(error), self.realm) from None
 
     def require_scopes(self, *scopes: str) -> Any:
         async def dependency(principal: Annotated[Principal, Security(self, scopes=list(scopes))]) -> Principal:

@@ -19,21 +19,25 @@ from typing import Any
 
 import httpx2
 
-from tokenward.protocol.bearer import BearerError, InsufficientScopeError, InvalidTokenError
-from tokenward.resource.discovery import check_discovered_url, discover, discover_sync, require_secure_url
+from tokenward.protocol.bearer import InsufficientScopeError, InvalidTokenError
+from tokenward.resource.discovery import (
+    UNREACHABLE,
+    IssuerUnavailableError,
+    check_discovered_url,
+    discover,
+    discover_sync,
+    require_secure_url,
+)
 from tokenward.resource.principal import Principal
 
 
-class IntrospectionError(BearerError):
-    """The introspection endpoint could not be asked (network, 5xx, or our own credentials refused): the
-    token's fault is unknown, so the API answers 503, not 401."""
-
-    error = "temporarily_unavailable"
-    status = 503
+class IntrospectionError(IssuerUnavailableError):
+    """The introspection endpoint could not be asked (network, 5xx, an answer that is not JSON, or our own
+    credentials refused): the token's fault is unknown, so the API answers 503, not 401."""
 
 
-UNREACHABLE = "The token issuer could not be reached."
 REFUSED = "The token issuer refused the introspection request."
+UNREADABLE = "The token issuer's introspection answer could not be read."
 
 
 class IntrospectionVerifier:
@@ -114,7 +118,10 @@ class IntrospectionVerifier:
         self.request_count += 1
         if response.status_code != 200:
             raise IntrospectionError(REFUSED)
-        body = response.json()
+        try:
+            body = response.json()
+        except ValueError:  # an HTML error page with a 200, a truncated answer (RFC 7662 §2.2 requires JSON)
+            raise IntrospectionError(UNREADABLE) from None
         principal = self._principal(body) if isinstance(body, dict) and body.get("active") is True else None
         now = self._clock()
         until = now + self.cache_seconds

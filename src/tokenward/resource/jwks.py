@@ -56,6 +56,11 @@ class JwksCache:
             return True
         return False
 
+    @property
+    def fetched(self) -> bool:
+        """True once a fetch has succeeded: before that, an empty set means "the issuer could not be asked"."""
+        return self._fetched_at != float("-inf")
+
     def is_stale(self) -> bool:
         return time.monotonic() - self._fetched_at > self.max_age
 

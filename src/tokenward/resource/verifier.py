@@ -9,6 +9,11 @@ A verified token is cached (bounded, keyed by the whole token, never past ``exp`
 costs a dictionary lookup and the time-claim checks. A cache hit also requires that the token's key is still in
 the JWKS as last fetched and that the JWKS is not older than ``jwks_max_age``: a key the issuer withdrew
 (``tokenward keys revoke``) stops working for cached tokens at the guard's next JWKS refresh (issue #12 §2.12).
+
+``verify`` raises a ``BearerError`` for the token's faults, and ``DiscoveryError`` when the issuer's metadata or
+JWKS cannot be had (down, an error status, garbage): the adapters answer that 503 (see ``discovery``). A failed
+discovery is never kept: the next request tries again, and requests that waited for a failed attempt share its
+failure instead of queueing one attempt each behind it.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from tokenward.protocol.bearer import InsufficientScopeError, InvalidTokenError
-from tokenward.resource.discovery import discover, discover_sync, require_secure_url
+from tokenward.resource.discovery import DiscoveryError, discover, discover_sync, require_secure_url
 from tokenward.resource.jwks import JwksCache
 from tokenward.resource.keys import SUPPORTED_ALGS
 from tokenward.resource.principal import Principal
@@ -119,6 +124,8 @@ class JwtVerifier:
         self._jwks: JwksCache | None = self._new_jwks(jwks_uri) if jwks_uri else None
         self._discovery_locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
         self._discovery_thread_lock = threading.Lock()
+        self._discovery_failures = 0  # failed discoveries so far; waiters compare it to share a failure
+        self._discovery_error = ""
         self._cache: dict[str, tuple[Principal, str]] = {}  # token -> (principal, kid of its key)
         self._cache_lock = threading.Lock()
         self._headers: dict[str, tuple[str, str]] = {}  # header segment -> (alg, kid), already checked
@@ -135,21 +142,48 @@ class JwtVerifier:
         return self._jwks
 
     async def ensure_ready(self) -> None:
-        """Discover the JWKS once; concurrent first requests wait for the same discovery."""
+        """Discover the JWKS once; concurrent first requests wait for the same discovery (and its failure)."""
         if self._jwks is None:
+            failures = self._discovery_failures
             async with self._discovery_locks.setdefault(asyncio.get_running_loop(), asyncio.Lock()):
                 if self._jwks is None:
-                    cache = self._new_jwks((await discover(self.issuer, allow_http=self.allow_http))["jwks_uri"])
-                    await cache.refresh()
-                    self._jwks = cache
+                    self._shared_failure(failures)
+                    try:
+                        metadata = await discover(self.issuer, allow_http=self.allow_http)
+                        cache = self._new_jwks(metadata["jwks_uri"])
+                        await cache.refresh()
+                        self._jwks = self._fetched(cache)
+                    except DiscoveryError as error:
+                        self._failed(error)
+                        raise
 
     def ensure_ready_sync(self) -> None:
         if self._jwks is None:
+            failures = self._discovery_failures
             with self._discovery_thread_lock:
                 if self._jwks is None:
-                    cache = self._new_jwks(discover_sync(self.issuer, allow_http=self.allow_http)["jwks_uri"])
-                    cache.refresh_sync()
-                    self._jwks = cache
+                    self._shared_failure(failures)
+                    try:
+                        cache = self._new_jwks(discover_sync(self.issuer, allow_http=self.allow_http)["jwks_uri"])
+                        cache.refresh_sync()
+                        self._jwks = self._fetched(cache)
+                    except DiscoveryError as error:
+                        self._failed(error)
+                        raise
+
+    def _shared_failure(self, failures_before_waiting: int) -> None:
+        if self._discovery_failures != failures_before_waiting:  # the attempt we waited for failed
+            raise DiscoveryError(self._discovery_error)
+
+    def _failed(self, error: DiscoveryError) -> None:
+        self._discovery_error = str(error)
+        self._discovery_failures += 1
+
+    @staticmethod
+    def _fetched(cache: JwksCache) -> JwksCache:
+        if not cache.fetched:  # JwksCache logged why; an empty key set would turn every token into a 401
+            raise DiscoveryError(f"the issuer's JWKS could not be fetched from {cache.jwks_uri}")
+        return cache
 
     # -- verification
     async def verify(self, token: str, required_scopes: Iterable[str] = ()) -> Principal:
@@ -208,6 +242,8 @@ class JwtVerifier:
         try:
             return self._verify(token, allow_stale=True)
         except _UnknownKey:
+            if not self.jwks.fetched:  # a configured jwks_uri that never answered: no key is known at all
+                raise DiscoveryError(f"the issuer's JWKS could not be fetched from {self.jwks.jwks_uri}") from None
             raise InvalidTokenError("The access token was signed with an unknown key.") from None
 
     def _verify(self, token: str, *, allow_stale: bool = False) -> Principal:
