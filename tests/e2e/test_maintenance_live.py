@@ -67,7 +67,8 @@ def test_running_server_purges_and_rotates_by_itself(fresh_server: ServerProcess
     engine = engine_for(server)
     try:
         with engine.begin() as conn:
-            conn.execute(insert(t.users).values(id="u", username="maint-user", password_hash="x", created_at=now))
+            conn.execute(insert(t.users).values(id="u", username="maint-user", username_key="maint-user",
+                                              password_hash="x", created_at=now))
             for name, expires in (("live", now + DAY), ("expired", now - 1)):
                 conn.execute(insert(t.grants).values(
                     id=name, client_id=client.client_id, user_id="u", scope="profile:read", audience="a",

@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001  (full-width look-alikes are what these tests are about)
 """Upgrading a database that holds data, from every schema revision to head, on both backends.
 
 For each revision R: migrate an empty database to R, fill every table that exists at R with the rows an
@@ -86,7 +87,7 @@ def rows_0001() -> Rows:
              "audiences": json.dumps([]), "access_token_ttl": None, "signing_alg": None,
              "created_at": NOW - 4 * DAY},
         ],
-        "users": [{"id": ALICE, "username": "alice", "password_hash": password_hash(), "created_at": NOW - 5 * DAY}],
+        "users": [{"id": ALICE, "username": "Alice", "password_hash": password_hash(), "created_at": NOW - 5 * DAY}],
         "grants": [
             {"id": "grant-live", "client_id": "seed-confidential", "user_id": ALICE, "scope": "profile:read",
              "audience": "urn:seed:api", "created_at": NOW - DAY, "expires_at": NOW + 20 * DAY, "revoked_at": None},
@@ -164,6 +165,13 @@ def rows_0004() -> Rows:
     return rows
 
 
+def rows_0006() -> Rows:
+    """0006: users carry the key their name is compared by."""
+    rows = dict(rows_0004())
+    rows["users"] = [{**u, "username_key": u["username"].casefold()} for u in rows["users"]]
+    return rows
+
+
 # -- what a head server must read from them -----------------------------------------------------------------
 
 
@@ -179,8 +187,9 @@ async def reads_0001(tx: Transaction) -> None:
     assert public is not None and public.public and public.secret_hash is None
     assert authenticate_client(ClientCredentials("seed-public", ClientAuthMethod.NONE), public) == public
 
-    user = await tx.get_user_by_username("alice")
-    assert user is not None and user.id == ALICE and verify_password(user.password_hash, PASSWORD)
+    user = await tx.get_user_by_username("ＡＬＩＣＥ")  # from 0006 names compare by their normalised key
+    assert user is not None and user.id == ALICE and user.username == "Alice"
+    assert verify_password(user.password_hash, PASSWORD)
     assert await tx.has_consent(ALICE, "seed-confidential", Scope.parse("profile:read"))
     session = await tx.get_session(token_hash("tw_ss_seed"), NOW)
     assert session is not None and session.user_id == ALICE
@@ -238,12 +247,15 @@ class Seed:
     defaults: dict[tuple[str, str], Any] = field(default_factory=dict)
 
 
+KEYED = {("users", "username_key"): "alice"}  # 0006 fills the key of "Alice"
+
 SEEDS: dict[str, Seed] = {
-    "0001": Seed(rows_0001, reads_0001),
-    "0002": Seed(rows_0002, reads_0002),
-    "0003": Seed(rows_0003, reads_0003),
-    "0004": Seed(rows_0004, reads_0004),
-    "0005": Seed(rows_0004, reads_0004),
+    "0001": Seed(rows_0001, reads_0001, KEYED),
+    "0002": Seed(rows_0002, reads_0002, KEYED),
+    "0003": Seed(rows_0003, reads_0003, KEYED),
+    "0004": Seed(rows_0004, reads_0004, KEYED),
+    "0005": Seed(rows_0004, reads_0004, KEYED),
+    "0006": Seed(rows_0006, reads_0004),
 }
 
 

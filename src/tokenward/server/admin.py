@@ -19,6 +19,7 @@ from tokenward.server.model import Client, SigningKey, User
 from tokenward.server.passwords import hash_password_async
 from tokenward.server.settings import Settings
 from tokenward.server.store.protocols import Store
+from tokenward.server.usernames import UsernameError, check_new_username
 
 MIN_PASSWORD_LENGTH = 8
 
@@ -89,16 +90,20 @@ async def rotate_client_secret(store: Store, client_id: str) -> str:
 
 
 async def add_user(store: Store, username: str, password: str) -> User:
-    if not username or len(username) > 150 or any(c.isspace() for c in username):
-        raise AdminError("a username is 1-150 characters without spaces")
+    """A new user; a name that differs from an existing one only by case or Unicode width is the same name."""
+    try:
+        check_new_username(username)
+    except UsernameError as e:
+        raise AdminError(str(e)) from None
     if len(password) < MIN_PASSWORD_LENGTH:
         raise AdminError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
     user = User(id=str(uuid.uuid4()), username=username, password_hash=await hash_password_async(password),
                 created_at=int(time.time()))
     async with store.transaction(write=True) as tx:
-        if await tx.get_user_by_username(username) is not None:
-            raise AdminError(f"the user {username} already exists")
-        await tx.save_user(user)
+        existing = await tx.get_user_by_username(username)
+        if existing is not None or not await tx.save_user(user):
+            same = f" (as {existing.username})" if existing is not None and existing.username != username else ""
+            raise AdminError(f"the user {username} already exists{same}")
     audit("user.created", sub=user.id)
     return user
 

@@ -27,6 +27,7 @@ from tokenward.protocol.errors import InvalidClientError, InvalidRequestError, S
 from tokenward.server.addresses import address_group
 from tokenward.server.client_cache import ClientCache
 from tokenward.server.store.protocols import Store, StoreUnavailableError, Transaction
+from tokenward.server.usernames import username_key
 
 log = logging.getLogger("tokenward.server")
 
@@ -113,7 +114,8 @@ class RateLimiter:
         return keys
 
     def login_keys(self, username: str, ip: str | None) -> Keys:
-        name = username.casefold()[:120].encode("unicode_escape").decode("ascii")[:130]  # storable, bounded
+        # The key user lookups compare (usernames.py): ALICE and full-width alice count as alice; storable, bounded.
+        name = username_key(username[:200])[:120].encode("unicode_escape").decode("ascii")[:130]
         group = address_group(ip) if ip else None
         keys: Keys = []
         if group:  # first: a successful login clears it

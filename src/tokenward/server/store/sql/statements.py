@@ -24,7 +24,11 @@ _limits = t.rate_limits.c
 # clients and users
 GET_CLIENT = select(t.clients).where(t.clients.c.client_id == bindparam("p_client_id"))
 GET_USER = select(t.users).where(t.users.c.id == bindparam("p_user_id"))
-GET_USER_BY_USERNAME = select(t.users).where(t.users.c.username == bindparam("p_username"))
+GET_USER_BY_USERNAME = select(t.users).where(t.users.c.username_key == bindparam("p_username_key"))
+INSERT_USER = {  # a concurrent users add of a look-alike name loses quietly: save_user says so
+    "sqlite": sqlite_insert(t.users).on_conflict_do_nothing().returning(t.users.c.id),
+    "postgresql": pg_insert(t.users).on_conflict_do_nothing().returning(t.users.c.id),
+}
 
 # sessions
 INSERT_SESSION = insert(t.sessions)

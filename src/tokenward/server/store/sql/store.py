@@ -43,6 +43,7 @@ from tokenward.server.store.sql.engine import (
     create_sqlite_loop_engine,
     is_sqlite,
 )
+from tokenward.server.usernames import username_key
 
 
 class SqlStore:
@@ -281,12 +282,14 @@ class SqlTransaction:
     async def get_user_by_username(self, username: str) -> User | None:
         if _unstorable(username):
             return None
-        row = await self._first(s.GET_USER_BY_USERNAME, {"p_username": username})
+        row = await self._first(s.GET_USER_BY_USERNAME, {"p_username_key": username_key(username)})
         return _user(row) if row else None
 
-    async def save_user(self, user: User) -> None:
-        await self._conn.execute(insert(t.users).values(
-            id=user.id, username=user.username, password_hash=user.password_hash, created_at=user.created_at))
+    async def save_user(self, user: User) -> bool:
+        result = await self._conn.execute(s.INSERT_USER[self._conn.dialect.name], {
+            "id": user.id, "username": user.username, "username_key": username_key(user.username),
+            "password_hash": user.password_hash, "created_at": user.created_at})
+        return result.first() is not None  # RETURNING: rowcount is -1 for psycopg's ON CONFLICT DO NOTHING
 
     async def delete_user(self, user_id: str) -> bool:
         result = await self._conn.execute(delete(t.users).where(t.users.c.id == user_id))

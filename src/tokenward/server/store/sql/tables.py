@@ -43,7 +43,8 @@ clients = Table(
 users = Table(
     "users", metadata,
     Column("id", String(36), primary_key=True),
-    Column("username", String(150), nullable=False, unique=True),
+    Column("username", String(150), nullable=False, unique=True),  # as typed at users add, for display
+    Column("username_key", String(150), nullable=False, unique=True),  # what lookups compare: usernames.py
     Column("password_hash", String(255), nullable=False),
     Column("created_at", BigInteger, nullable=False),
 )

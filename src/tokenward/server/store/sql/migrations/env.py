@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from alembic import context
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from tokenward.server.store.sql.engine import create_sync_engine, is_sqlite
 from tokenward.server.store.sql.tables import metadata
@@ -11,6 +13,19 @@ from tokenward.server.store.sql.tables import metadata
 config = context.config
 db_url: str = config.attributes["tokenward_db_url"]
 engine = create_sync_engine(db_url)
+
+
+def _foreign_keys_off(dbapi_connection: Any, _record: Any) -> None:
+    """Batch mode rebuilds a SQLite table as copy, DROP, rename; with foreign keys enforced, dropping a parent
+    table (users, clients, grants) cascades and deletes every row that points at it. SQLite ignores this
+    pragma inside a transaction, so it is set as the connection opens (after engine.py's pragmas), and the
+    references are checked before the migration commits."""
+    dbapi_connection.execute("PRAGMA foreign_keys=OFF")
+
+
+if is_sqlite(db_url):
+    event.listen(engine, "connect", _foreign_keys_off)
+
 with engine.connect() as connection:
     connection = connection.execution_options(tokenward_write=True)
     context.configure(connection=connection, target_metadata=metadata, render_as_batch=is_sqlite(db_url))
@@ -19,5 +34,9 @@ with engine.connect() as connection:
             # Several processes may start at once: the first migrates, the others wait and find head.
             connection.execute(text("SELECT pg_advisory_xact_lock(7414727)"))
         context.run_migrations()
+        if connection.dialect.name == "sqlite":
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+            if broken:
+                raise RuntimeError(f"migration left {len(broken)} rows pointing at missing rows: rolled back")
     connection.commit()
 engine.dispose()
