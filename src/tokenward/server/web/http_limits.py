@@ -69,8 +69,9 @@ def _response(status: int, reason: str, error: str, description: str, default_he
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
 
 
-class _Limited:
-    """What both protocol classes add; they call these hooks from uvicorn's protocol callbacks."""
+class _Limited(asyncio.Protocol):
+    """What both protocol classes add: placed before uvicorn's protocol in their bases, so ``super()`` here is
+    uvicorn's httptools or h11 protocol. Each subclass adds only where its parser says a head is complete."""
 
     transport: asyncio.Transport
     loop: asyncio.AbstractEventLoop
@@ -82,6 +83,17 @@ class _Limited:
     _head_bytes = 0
     _group: str | None = None
     _refused = False  # over the per-IP cap, or answered 408/431: nothing more is parsed
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._admit()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._release()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        self._feed(data, super().data_received)
 
     def _reject(self, response: bytes) -> None:
         """Send ``response`` and stop parsing. The write side is shut and what the client still sends is read
@@ -179,17 +191,6 @@ class _Limited:
 class LimitedHttpToolsProtocol(_Limited, HttpToolsProtocol):
     """uvicorn's httptools protocol with the limits of this module."""
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._admit()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._release()
-        super().connection_lost(exc)
-
-    def data_received(self, data: bytes) -> None:
-        self._feed(data, super().data_received)
-
     def on_headers_complete(self) -> None:
         self._head_complete()
         super().on_headers_complete()
@@ -204,17 +205,6 @@ class LimitedHttpToolsProtocol(_Limited, HttpToolsProtocol):
 
 class LimitedH11Protocol(_Limited, H11Protocol):
     """uvicorn's h11 protocol with the limits of this module."""
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._admit()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._release()
-        super().connection_lost(exc)
-
-    def data_received(self, data: bytes) -> None:
-        self._feed(data, super().data_received)
 
     def handle_events(self) -> None:
         # h11 yields a Request event once the whole head is parsed; it starts a new cycle.
