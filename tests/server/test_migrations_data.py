@@ -14,6 +14,7 @@ and its own case of ``test_upgrade_keeps_data``.
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
 import json
 import time
@@ -22,11 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, MetaData, select
 
 from tests.conftest import BACKENDS, create_pg_database, drop_pg_database
+from tests.support import ServerProcess, free_port
 from tokenward.protocol.credentials import ClientCredentials
 from tokenward.protocol.scope import Scope
 from tokenward.protocol.types import ClientAuthMethod, GrantType, SigningAlg
@@ -337,3 +340,37 @@ def test_upgrade_keeps_data(empty_db: str, revision: str) -> None:
             await store.close()
 
     asyncio.run(reads())
+
+
+def test_serve_upgrades_the_oldest_database_and_serves_from_its_rows(empty_db: str, tmp_path: Path) -> None:
+    """``tokenward serve`` migrates a revision-0001 database on start, then the old rows work over HTTP:
+    the old client authenticates, the old refresh token rotates, and the old key signs (same KEK)."""
+    first = revisions()[0]
+    upgrade(empty_db, first)
+    engine = create_sync_engine(empty_db)
+    try:
+        with engine.begin() as conn:
+            insert(conn, SEEDS[first].rows())
+    finally:
+        engine.dispose()
+    server = ServerProcess(base_url=f"http://127.0.0.1:{free_port()}", db_url=empty_db,
+                           log_path=tmp_path / "server.log", workdir=tmp_path)
+    server.start(env={"TOKENWARD_KEK": base64.urlsafe_b64encode(b"m" * 32).decode().rstrip("=")})
+    try:
+        auth = httpx2.BasicAuth("seed-confidential", SECRET)
+        refreshed = httpx2.post(server.base_url + "/token", auth=auth,
+                                data={"grant_type": "refresh_token", "refresh_token": REFRESH})
+        assert refreshed.status_code == 200, refreshed.text
+        body = refreshed.json()
+        assert body["scope"] == "profile:read" and body["refresh_token"] != REFRESH
+        header = json.loads(base64.urlsafe_b64decode(body["access_token"].split(".")[0] + "=="))
+        assert header["kid"] == signing_key().kid  # the key sealed under the KEK before the upgrade
+        retries = [httpx2.post(server.base_url + "/token", auth=auth,
+                               data={"grant_type": "refresh_token", "refresh_token": REFRESH}) for _ in range(2)]
+        # the grace window (0003's columns, NULL on this row before) hands the same pair back once, then not
+        assert retries[0].status_code == 200 and retries[0].json()["refresh_token"] == body["refresh_token"]
+        assert retries[1].status_code == 400 and retries[1].json()["error"] == "invalid_grant"
+        machine = httpx2.post(server.base_url + "/token", auth=auth, data={"grant_type": "client_credentials"})
+        assert machine.status_code == 200, machine.text
+    finally:
+        server.stop()
