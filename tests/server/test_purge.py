@@ -61,7 +61,8 @@ def seed(engine: Engine, now: int) -> None:
                       "redirect_uris": '["https://app.example/cb"]', "grant_types": '["authorization_code"]',
                       "scope": "profile:read", "audiences": "[]", "access_token_ttl": CLIENT_TTL,
                       "signing_alg": None, "created_at": now - 9 * DAY}]),
-        (t.users, [{"id": "u", "username": "u", "username_key": "u", "password_hash": "x", "created_at": now - 9 * DAY}]),
+        (t.users, [{"id": "u", "username": "u", "username_key": "u", "password_hash": "x",
+                    "created_at": now - 9 * DAY}]),
         (t.consents, [{"user_id": "u", "client_id": "c", "scope": "profile:read", "created_at": now - 9 * DAY}]),
         (t.grants, [
             {**grant, "id": "kept-live", "expires_at": now + DAY, "revoked_at": None},
