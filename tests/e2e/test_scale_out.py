@@ -8,10 +8,13 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx2
 import pytest
@@ -154,36 +157,133 @@ def test_connections_broken_while_idle_are_replaced_before_use(proxied: ProxiedS
     assert r.status_code == 200, r.text
 
 
+IN_FLIGHT = 16  # refreshes the kill interrupts; with 2 workers, within one worker's 20 pooled connections
+
+
+def wait_for(condition: Callable[[], bool], what: str, seconds: float = 20) -> None:
+    """Poll ``condition`` (an observable state, not a guess at timing) until it holds."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not observed in {seconds} s: {what}")
+        time.sleep(0.02)
+
+
+def unanswered_connections(server: ServerProcess) -> int:
+    """Server-side evidence: TCP connections to the server's port that one of its processes accepted and
+    read everything from (receive queue empty) while nothing was sent back (send queue empty, and the client
+    has no answer). Linux /proc: /proc/net/tcp rows matched to the sockets the server's processes hold."""
+    assert server.process is not None
+    inodes: set[str] = set()
+    for proc in Path("/proc").iterdir():
+        try:
+            if not proc.name.isdigit() or os.getpgid(int(proc.name)) != server.process.pid:
+                continue
+            for fd in (proc / "fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+        except (ProcessLookupError, FileNotFoundError, PermissionError):
+            continue
+    port = f"{urlsplit(server.base_url).port:04X}"
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, state, queues, inode = fields[1], fields[3], fields[4], fields[9]
+        if local.endswith(":" + port) and state == "01" and queues == "00000000:00000000" and inode in inodes:
+            count += 1
+    return count
+
+
+@contextmanager
+def writes_held(server: ServerProcess) -> Iterator[Callable[[], int] | None]:
+    """Hold back every refresh mid-way until the block exits; on PostgreSQL, yields a count of the refresh
+    transactions the database shows waiting.
+
+    PostgreSQL: ``LOCK TABLE access_tokens IN SHARE MODE`` lets a refresh lock its family, consume the
+    presented token and insert its successor, then wait on the access-token INSERT: a half-written
+    transaction, seen in pg_stat_activity. SQLite: the test holds the write lock (BEGIN IMMEDIATE), so a
+    refresh waits before its first write (the server's loop retries without blocking); SQLite shows no
+    waiters, and None is yielded."""
+    if server.db_url.startswith("postgresql"):
+        import psycopg
+
+        with psycopg.connect(server.db_url, connect_timeout=5) as conn:
+            conn.execute("LOCK TABLE access_tokens IN SHARE MODE")
+            db = server.db_url.rsplit("/", 1)[1]
+
+            def waiting() -> int:
+                with psycopg.connect(server.db_url, autocommit=True, connect_timeout=5) as probe:
+                    row = probe.execute(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock'"
+                        " AND query LIKE 'INSERT INTO access_tokens%%' AND xact_start IS NOT NULL", (db,)).fetchone()
+                return int(row[0]) if row else 0
+
+            try:
+                yield waiting
+            finally:
+                conn.rollback()
+        return
+    import sqlite3
+
+    lock = sqlite3.connect(server.db_url.removeprefix("sqlite:///"), isolation_level=None, timeout=10)
+    try:
+        lock.execute("BEGIN IMMEDIATE")
+        yield None
+        lock.execute("ROLLBACK")
+    finally:
+        lock.close()
+
+
 def test_sigkill_mid_refresh_never_accepts_a_refresh_token_twice(fresh_server: ServerProcess) -> None:
+    """SIGKILL to the whole server (supervisor and both workers) while IN_FLIGHT refreshes are proven in
+    flight: each one read by a worker and unanswered, and on PostgreSQL each one inside its transaction
+    after consuming its token and inserting the successor. Nothing of them survives: afterwards each
+    presented token works exactly once, and no refresh token is accepted twice."""
     server = fresh_server
-    server.start()
+    server.start(workers=2)
     client = server.add_client(public=True, redirect_uri="http://127.0.0.1/cb")
     user = server.add_user()
     with httpx2.Client(base_url=server.base_url, follow_redirects=False) as browser:
         families = [exchange_code(server, client, authorize(server, client, user, browser=browser,
                                                             redirect_uri="http://127.0.0.1:9/cb")).json()
-                    for _ in range(24)]
+                    for _ in range(IN_FLIGHT)]
+    tokens = [f["refresh_token"] for f in families]
+    state = ("SELECT (SELECT COUNT(*) FROM refresh_tokens), (SELECT COUNT(consumed_at) FROM refresh_tokens),"
+             " (SELECT COUNT(*) FROM access_tokens)")
+    before_kill = server.query(state)
 
-    def refresh(token: str) -> int:
+    def refresh(token: str) -> str:
+        """The outcome: the status code, or the exception when the server answered nothing."""
         try:
-            return server.token(client, {"grant_type": "refresh_token", "refresh_token": token}).status_code
-        except httpx2.HTTPError:
-            return 0  # the server died under this request
+            return str(server.token(client, {"grant_type": "refresh_token", "refresh_token": token}).status_code)
+        except httpx2.HTTPError as error:
+            return type(error).__name__
 
-    with ThreadPoolExecutor(24) as pool:
-        futures = [pool.submit(refresh, f["refresh_token"]) for f in families]
-        time.sleep(0.05)
+    with writes_held(server) as waiting, ThreadPoolExecutor(IN_FLIGHT) as pool:
+        futures = [pool.submit(refresh, token) for token in tokens]
+        wait_for(lambda: unanswered_connections(server) == IN_FLIGHT, f"{IN_FLIGHT} requests read by the workers")
+        if waiting is not None:
+            wait_for(lambda: waiting() == IN_FLIGHT, f"{IN_FLIGHT} half-written refresh transactions")
+        assert not any(f.done() for f in futures)  # no client has an answer: all in flight at the kill
         assert server.process is not None
         os.killpg(server.process.pid, signal.SIGKILL)
-        first = [f.result() for f in futures]
+        first = Counter(f.result() for f in futures)
     server.process.wait()
     server.process = None
-    server.start()
+    # Every request was cut off: sent, read, and never answered (no status code at all).
+    assert sum(first.values()) == IN_FLIGHT and not any(k.isdigit() for k in first), first
+    if server.db_url.startswith("postgresql"):  # the killed server's transactions end (rolled back)
+        wait_for(lambda: server.query("SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database()"
+                                      " AND pid <> pg_backend_pid()") == [(0,)], "the killed server's sessions end")
+    # No half-written state: no token consumed, no successor kept, no access token recorded.
+    assert server.query(state) == before_kill
+    server.start(workers=2)
 
-    second = [refresh(f["refresh_token"]) for f in families]
-    for before, after in zip(first, second, strict=True):
-        assert not (before == 200 and after == 200), (before, after)  # never accepted twice
-        assert after in (200, 400)
+    second = [refresh(token) for token in tokens]
+    assert second == ["200"] * IN_FLIGHT, second  # the interrupted refresh left each token unused
+    third = [refresh(token) for token in tokens]
+    assert third == ["400"] * IN_FLIGHT, third  # ... and single use still holds: never accepted twice
     active = server.query("SELECT grant_id, COUNT(*) FROM refresh_tokens "
                           "WHERE consumed_at IS NULL AND revoked_at IS NULL GROUP BY grant_id")
     assert all(count <= 1 for _, count in active)
