@@ -1,7 +1,7 @@
 """``serve --workers 2`` shares its state: a rate limit holds as one total and ``/metrics`` sums every
 worker, proven by requests that *both* workers answered (each access-log line carries its worker's pid).
 
-The workers share one listening socket and the kernel may hand every connection to the same one, so each
+The kernel spreads connections over the workers by address hash, so any few may land on one worker: each
 request goes on a fresh connection, in small concurrent bursts, and a round is retried (bounded) until
 both pids appear; a test fails with the pids it saw if they never do.
 """
