@@ -11,6 +11,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 
 from tokenward.protocol.scope import Scope
+from tokenward.server.jws import sign_compact
 from tokenward.server.keys import KeyRing
 
 
@@ -35,7 +36,7 @@ async def mint_access_token(
         "iss": issuer, "sub": subject, "aud": audience, "exp": now + ttl, "iat": now, "jti": jti,
         "client_id": client_id, "scope": str(scope),
     }
-    token = jwt.encode({"alg": alg, "typ": "at+jwt", "kid": kid}, claims, key, algorithms=[alg])
+    token = sign_compact({"alg": alg, "typ": "at+jwt", "kid": kid}, claims, key.private_key)
     return MintedAccessToken(token=token, jti=jti, expires_at=now + ttl)
 
 
