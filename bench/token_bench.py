@@ -16,16 +16,27 @@ its own slice. Tokenward's codes come from the real browser flow over HTTP (one 
 the tokens a run did not send go to the next run.
 Authlib's refresh tokens are inserted into its database (it has no login page here).
 
+The floor row (issue 17) is bench/floor_app.py: a bare Starlette app on Tokenward's server stack (uvicorn,
+asyncio loop, httptools, one SO_REUSEPORT listener per worker) that parses the form, checks HTTP Basic in
+constant time and signs one ES256 JWT with cryptography, without storage; it runs at the worker counts of the
+Tokenward servers. Every server's CPU per request is measured (its whole process group, /proc stat), and the
+RSS of each Tokenward and floor worker after the warm-up, after the cells and (``--workers 2``) after a top-up
+towards BENCH_RSS_REQUESTS requests. The goals of issue 17 are printed last.
+
 Peers are installed at run time into .bench-cache/ (a virtualenv from PyPI, an npm prefix); a peer that
 cannot be installed or started is reported with the reason and the run goes on. A cell with more than 1%
-non-2xx responses or socket errors is reported as FAILED and left out of the ratios. The goals of issue 6
-are printed last, each marked met or missed.
+non-2xx responses or socket errors is reported as FAILED and left out of the ratios. The goals of issues 6
+and 17 are printed at the end, each marked met or missed.
 
 Environment: BENCH_TOKEN_DURATION (seconds per cell, default 4: make bench stays under 10 minutes), BENCH_THREADS (wrk threads, default 2),
 BENCH_PG_URL (default postgresql://postgres@127.0.0.1:5432; the database tw_bench is created and dropped),
-BENCH_SKIP (comma-separated: authlib, node, sqlite, postgresql, workers1, workers2), BENCH_CACHE,
+BENCH_SKIP (comma-separated: authlib, node, floor, sqlite, postgresql, workers1, workers2, and Tokenward's
+workloads introspection, code, refresh), BENCH_CACHE,
 BENCH_KEEP=1 (keep the temporary folder with the server logs), BENCH_PROFILE=1 (py-spy samples the server during
-every Tokenward cell; collapsed stacks in .bench-cache/profiles/, summarised by layer at the end — slows the figures).
+every Tokenward and floor cell; collapsed stacks in .bench-cache/profiles/, summarised by layer at the end, and the
+client-credentials cells side by side in µs per request — slows the figures), BENCH_RSS_REQUESTS (default 100000)
+and BENCH_RSS_SECONDS (default 15): the top-up of client credentials before the last RSS sample of a
+`--workers 2` server.
 """
 
 from __future__ import annotations
@@ -43,6 +54,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -74,6 +86,8 @@ GEN_CONCURRENCY = 32
 PG_URL = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432").rstrip("/")
 PG_DB = "tw_bench"
 PROFILE = bool(os.environ.get("BENCH_PROFILE"))
+RSS_REQUESTS = int(os.environ.get("BENCH_RSS_REQUESTS", "100000"))
+RSS_SECONDS = int(os.environ.get("BENCH_RSS_SECONDS", "15"))
 SKIP = {s.strip() for s in os.environ.get("BENCH_SKIP", "").split(",") if s.strip()}
 
 SCOPE = "profile:read"
@@ -84,11 +98,13 @@ PASSWORD = "bench password, not a secret"
 AUTHLIB_REQUIREMENTS = ("authlib>=1.9.10,<2", "flask>=3.1,<4", "sqlalchemy>=2.0,<3", "gunicorn>=27,<28")
 OIDC_PROVIDER = "oidc-provider@9"
 
+FLOOR = "floor (Starlette)"
 CC = "client credentials (JWT)"
 REFRESH = "refresh with rotation"
 CODE = "code exchange"
 INTROSPECT = "introspection"
 WORKLOADS = (CC, REFRESH, CODE, INTROSPECT)
+TODAY_CODE_RPS = 516  # issue 17: code exchange on SQLite x1 measured 439-516 req/s before it; the goal is 2x
 
 T = TypeVar("T")
 J = TypeVar("J")
@@ -118,6 +134,7 @@ class WrkRun:
     requests: int
     non2xx: int
     socket_errors: int
+    timeouts: int  # wrk's "timeout" socket errors (no answer within WRK_TIMEOUT), part of socket_errors
     exhausted: int  # requests sent after the thread's single-use tokens ran out
     used: dict[int, int]  # single-use bodies sent, per wrk thread
     cpu_ms: float | None  # server CPU (user+system, whole process group) per request
@@ -178,12 +195,19 @@ class Profiling:
     work: Path = Path()
     tag: str | None = None
     files: list[Path] = field(default_factory=list)
+    cells: dict[str, Cell] = field(default_factory=dict)  # by tag: the CPU per request of a profiled cell
 
     def cell(self, cell: Cell) -> None:
-        self.tag = re.sub(r"[^A-Za-z0-9]+", "-", f"{cell.store} x{cell.workers} {cell.workload} c{cell.conns}").strip("-")
+        self.tag = re.sub(r"[^A-Za-z0-9]+", "-",
+                          f"{cell.server} {cell.store} x{cell.workers} {cell.workload} c{cell.conns}").strip("-")
+        self.cells[self.tag] = cell
 
 
 profiling = Profiling()
+
+# Requests sent to each server port by this run (wrk runs, warm-ups and pilots included, and the codes and
+# tokens made over HTTP): what the RSS figures are "after".
+served: Counter[int] = Counter()
 
 
 def wrk(url: str, script: str, args: list[str], conns: int, seconds: int, pgid: int | None) -> WrkRun:
@@ -214,12 +238,14 @@ def wrk(url: str, script: str, args: list[str], conns: int, seconds: int, pgid: 
         return _ms(m.group(1), m.group(2)) if m else math.nan
 
     requests = number(r"(\d+) requests in")
+    served[urlsplit(url).port or 0] += requests
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
     return WrkRun(
         rps=float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1)),  # type: ignore[union-attr]
         p50=pct("50"), p99=pct("99"), requests=requests,
         non2xx=number(r"Non-2xx or 3xx responses: (\d+)"),
         socket_errors=sum(int(g) for g in sock.groups()) if sock else 0,
+        timeouts=int(sock.group(4)) if sock else 0,
         exhausted=number(r"^exhausted: (\d+)"),
         used={int(i): int(n) for i, n in re.findall(r"^used: (\d+) (\d+)$", text, re.M)},
         cpu_ms=(cpu1 - cpu0) * 1000 / requests if pgid and requests else None,
@@ -242,11 +268,12 @@ class Cell:
 
     @property
     def label(self) -> str:
-        return f"{self.server} {self.store} ×{self.workers}"
+        return f"{self.server} ×{self.workers}" if self.store == "none" else f"{self.server} {self.store} ×{self.workers}"
 
 
 def form_post_cell(cell: Cell, url: str, body: str, headers: list[str], pgid: int) -> Cell:
-    profiling.cell(cell)
+    if cell.server in ("Tokenward", FLOOR):
+        profiling.cell(cell)
     try:
         cell.run = wrk(url, "form_post.lua", [body, *headers], cell.conns, DURATION, pgid)
     except Exception as exc:  # a broken cell is reported, the run goes on
@@ -413,6 +440,62 @@ def start_process(cmd: list[str], log_path: Path, ready_url: str, env: dict[str,
     raise RuntimeError(f"{cmd[0]} did not answer {ready_url} within {timeout:.0f} s: {proc.log_tail()}")
 
 
+def worker_pids(pid: int) -> list[int]:
+    """The processes that answer requests: the supervisor's worker children (uvicorn spawns them through
+    multiprocessing), or the server process itself when it runs one worker in-process."""
+    children = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid and b"spawn_main" in cmdline:
+            children.append(int(entry))
+    return sorted(children) or [pid]
+
+
+def rss_kib(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+@dataclass
+class Memory:
+    """VmRSS of each worker (pid → KiB) at points of a server's life, with the requests it had by then."""
+
+    label: str
+    port: int
+    samples: list[tuple[str, int, dict[int, int | None]]] = field(default_factory=list)
+
+    def sample(self, pid: int, when: str) -> None:
+        self.samples.append((when, served[self.port], {p: rss_kib(p) for p in worker_pids(pid)}))
+
+
+memories: list[Memory] = []
+
+
+def top_up(memory: Memory, url: str, body: str, headers: list[str], rps: float) -> None:
+    """More client credentials at 32 connections, until the server has had RSS_REQUESTS requests or for
+    RSS_SECONDS at most, so that the second RSS sample comes after a long run."""
+    missing = RSS_REQUESTS - served[memory.port]
+    if missing <= 0 or RSS_SECONDS <= 0:
+        return
+    seconds = max(1, min(RSS_SECONDS, math.ceil(missing / max(rps, 1.0))))
+    log(f"  {missing} requests short of {RSS_REQUESTS} for the RSS sample: {seconds} s more client credentials")
+    try:
+        wrk(url, "form_post.lua", [body, *headers], 32, seconds, None)
+    except Exception as exc:  # the RSS sample is still taken, after fewer requests
+        log(f"  top-up failed: {exc}")
+
+
 # --------------------------------------------------------------------------------------------- Tokenward
 
 class RawHttp:
@@ -431,6 +514,7 @@ class RawHttp:
         head = f"{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nCookie: {self.cookie}\r\n"
         if method == "POST":
             head += "Content-Type: application/x-www-form-urlencoded\r\n"
+        served[self.port] += 1
         self.writer.write(f"{head}Content-Length: {len(body)}\r\n\r\n{body}".encode())
         raw = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
         status = int(raw[0].split()[1])
@@ -472,8 +556,9 @@ class TokenwardDb:
         self.db_url = db_url
         self.work = work
         self.env = {**os.environ, "TOKENWARD_KEK_FILE": str(work / "tokenward.kek"),
-                    # Codes are made before the runs that spend them; rate limits stay at their defaults.
-                    "TOKENWARD_CODE_TTL": "3600"}
+                    # Codes are made before the runs that spend them; rate limits stay at their defaults but
+                    # for pending authorization requests per IP (300 a minute; the codes all come from here).
+                    "TOKENWARD_CODE_TTL": "3600", "TOKENWARD_RATE_LIMIT_AUTHORIZE_IP": "100000000/60"}
         self.cc_id = self.cc_secret = self.public_id = ""
 
     def admin(self, *args: str, stdin: str | None = None) -> str:
@@ -565,6 +650,11 @@ def hidden_fields(html: str) -> dict[str, str]:
     return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', html))
 
 
+def tokenward_workloads() -> list[str]:
+    skipped = {"introspection": INTROSPECT, "code": CODE, "refresh": REFRESH}
+    return [w for w in WORKLOADS if w not in {skipped[k] for k in SKIP if k in skipped}]
+
+
 def bench_tokenward(db: TokenwardDb, workers: int, work: Path) -> list[Cell]:
     def cell(workload: str, conns: int) -> Cell:
         return Cell("Tokenward", db.store, workers, workload, conns)
@@ -578,7 +668,7 @@ def bench_tokenward(db: TokenwardDb, workers: int, work: Path) -> list[Cell]:
                                base + "/.well-known/oauth-authorization-server", env=db.env, cwd=work)
     except Exception as exc:
         return [Cell("Tokenward", db.store, workers, w, c, note=f"server did not start: {exc}")
-                for w in WORKLOADS for c in CONNECTIONS]
+                for w in tokenward_workloads() for c in CONNECTIONS]
     cells: list[Cell] = []
     files = TokenFile(work)
     try:
@@ -586,41 +676,99 @@ def bench_tokenward(db: TokenwardDb, workers: int, work: Path) -> list[Cell]:
         cc_body = urlencode({"grant_type": "client_credentials", "scope": SCOPE})
         url = base + "/token"
         wrk(url, "form_post.lua", [cc_body, auth], 32, WARMUP, None)
+        memory = Memory(f"Tokenward {db.store} ×{workers}", port)
+        memories.append(memory)
+        memory.sample(server.pgid, "warm-up")
         for conns in CONNECTIONS:
             cells.append(form_post_cell(cell(CC, conns), url, cc_body, [auth], server.pgid))
 
-        access_token = httpx2.post(url, data={"grant_type": "client_credentials", "scope": SCOPE},
-                                   auth=(db.cc_id, db.cc_secret)).json()["access_token"]
-        check = httpx2.post(base + "/introspect", data={"token": access_token}, auth=(db.cc_id, db.cc_secret))
-        intro_body = urlencode({"token": access_token, "token_type_hint": "access_token"})
-        for conns in CONNECTIONS:
-            c = cell(INTROSPECT, conns)
-            if check.status_code != 200 or not check.json().get("active"):
-                c.note = f"introspection check failed: {check.status_code} {check.text[:200]}"
-                report_cell(c)
-                cells.append(c)
-            else:
-                cells.append(form_post_cell(c, base + "/introspect", intro_body, [auth], server.pgid))
+        if "introspection" not in SKIP:
+            access_token = httpx2.post(url, data={"grant_type": "client_credentials", "scope": SCOPE},
+                                       auth=(db.cc_id, db.cc_secret)).json()["access_token"]
+            check = httpx2.post(base + "/introspect", data={"token": access_token}, auth=(db.cc_id, db.cc_secret))
+            intro_body = urlencode({"token": access_token, "token_type_hint": "access_token"})
+            for conns in CONNECTIONS:
+                c = cell(INTROSPECT, conns)
+                if check.status_code != 200 or not check.json().get("active"):
+                    c.note = f"introspection check failed: {check.status_code} {check.text[:200]}"
+                    report_cell(c)
+                    cells.append(c)
+                else:
+                    cells.append(form_post_cell(c, base + "/introspect", intro_body, [auth], server.pgid))
 
         upper = max([c.run.rps for c in cells if c.workload == CC and c.run] or [1000.0])
-        cookie = db.login(base)
-        codes = Supply(lambda n: [db.exchange_body(code, verifier) for code, verifier in db.codes(port, cookie, n)])
-        exchange = [cell(CODE, conns) for conns in CONNECTIONS]
-        cells.extend(exchange)
-        captured = consuming_cells(exchange, files, url, codes, db.exchange_body("tw_ac_exhausted", "x" * 43), [],
-                                   upper, server.pgid, capture="refresh_token")
-        tokens = Supply(lambda n: [db.refresh_body(t) for t in db.refresh_tokens(port, cookie, n, codes)])
-        tokens.give_back([db.refresh_body(t) for t in captured])
-        refresh = [cell(REFRESH, conns) for conns in CONNECTIONS]
-        cells.extend(refresh)
-        consuming_cells(refresh, files, url, tokens, db.refresh_body("tw_rt_exhausted"), [], upper, server.pgid)
+        if not {"code", "refresh"} <= SKIP:
+            cookie = db.login(base)
+            codes = Supply(lambda n: [db.exchange_body(code, verifier)
+                                      for code, verifier in db.codes(port, cookie, n)])
+            captured: list[str] = []
+            if "code" not in SKIP:
+                exchange = [cell(CODE, conns) for conns in CONNECTIONS]
+                cells.extend(exchange)
+                captured = consuming_cells(exchange, files, url, codes, db.exchange_body("tw_ac_exhausted", "x" * 43),
+                                           [], upper, server.pgid, capture="refresh_token")
+            if "refresh" not in SKIP:
+                tokens = Supply(lambda n: [db.refresh_body(t) for t in db.refresh_tokens(port, cookie, n, codes)])
+                tokens.give_back([db.refresh_body(t) for t in captured])
+                refresh = [cell(REFRESH, conns) for conns in CONNECTIONS]
+                cells.extend(refresh)
+                consuming_cells(refresh, files, url, tokens, db.refresh_body("tw_rt_exhausted"), [], upper,
+                                server.pgid)
+        memory.sample(server.pgid, "cells")
+        if workers == 2:
+            top_up(memory, url, cc_body, [auth], upper)
+            memory.sample(server.pgid, "top-up")
     except Exception as exc:
         log(f"Tokenward {db.store} ×{workers} aborted: {exc}")
         done = {(c.workload, c.conns) for c in cells}
-        for w in WORKLOADS:
+        for w in tokenward_workloads():
             for conns in CONNECTIONS:
                 if (w, conns) not in done:
                     cells.append(Cell("Tokenward", db.store, workers, w, conns, note=f"aborted: {exc}"))
+    finally:
+        server.stop()
+    return cells
+
+
+def bench_floor(workers: int, work: Path) -> list[Cell]:
+    """The floor row: bench/floor_app.py (Starlette, Basic check, one ES256 signature, no storage) on
+    Tokenward's server stack with the same worker count."""
+    cells = [Cell(FLOOR, "none", workers, CC, conns) for conns in CONNECTIONS]
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    client_id, secret = "bench-floor", base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
+    env = {**os.environ, "FLOOR_CLIENT_ID": client_id, "FLOOR_CLIENT_SECRET": secret, "FLOOR_ISSUER": base,
+           "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}
+    log(f"floor: bench/floor_app.py, {workers} worker(s), port {port}")
+    try:
+        server = start_process([sys.executable, "-m", "bench.floor_app", str(port), str(workers)],
+                               work / f"floor-{workers}.log", base + "/health", env=env, cwd=ROOT)
+    except Exception as exc:
+        for c in cells:
+            c.note = f"server did not start: {exc}"
+        return cells
+    try:
+        r = httpx2.post(base + "/token", data={"grant_type": "client_credentials", "scope": SCOPE},
+                        auth=(client_id, secret))
+        token = r.json().get("access_token", "") if r.status_code == 200 else ""
+        if token.count(".") != 2:
+            raise RuntimeError(f"no JWT access token: {r.status_code} {r.text[:200]}")
+        if httpx2.post(base + "/token", data={"grant_type": "client_credentials"},
+                       auth=(client_id, secret + "x")).status_code != 401:
+            raise RuntimeError("a wrong client secret was not refused")
+        body = urlencode({"grant_type": "client_credentials", "scope": SCOPE})
+        auth = basic(client_id, secret)
+        url = base + "/token"
+        wrk(url, "form_post.lua", [body, auth], 32, WARMUP, None)
+        memory = Memory(f"{FLOOR} ×{workers}", port)
+        memories.append(memory)
+        memory.sample(server.pgid, "warm-up")
+        for c in cells:
+            form_post_cell(c, url, body, [auth], server.pgid)
+        memory.sample(server.pgid, "cells")
+    except Exception as exc:
+        for c in cells:
+            c.note = c.note or f"aborted: {exc}"
     finally:
         server.stop()
     return cells
@@ -847,6 +995,133 @@ def print_goals(cells: list[Cell]) -> None:
     print(f"\n{met} of {total} goals met.")
 
 
+def print_memory() -> None:
+    if not memories:
+        return
+    print("\n## RSS per worker (VmRSS MiB, one figure per worker process in pid order; requests sent so far)")
+    print("Requests = everything sent to that server: warm-up, pilots, cells, the codes and tokens made over "
+          f"HTTP. `--workers 2` servers then get client credentials at 32 connections until {RSS_REQUESTS:,} "
+          f"requests or for {RSS_SECONDS} s (BENCH_RSS_REQUESTS, BENCH_RSS_SECONDS): growth during that top-up "
+          "is what a leak would show; growth before it includes caches filling (templates, statements, keys).\n")
+    print("| server | after warm-up | after the cells | after the top-up | growth in the top-up |")
+    print("|---|---|---|---|---|")
+
+    def mib(sample: tuple[str, int, dict[int, int | None]] | None) -> str:
+        if sample is None:
+            return "—"
+        _, requests, rss = sample
+        sizes = " / ".join(fmt(k / 1024, 1) if k is not None else "gone" for k in rss.values())
+        return f"{sizes} ({requests:,} req)"
+
+    for m in memories:
+        by = {when: (when, requests, rss) for when, requests, rss in m.samples}
+        cells_, top = by.get("cells"), by.get("top-up")
+        growth = "—"
+        if cells_ and top:
+            if cells_[2].keys() != top[2].keys():
+                growth = "workers restarted"
+            else:
+                growth = " / ".join(f"{((b or 0) - (a or 0)) / 1024:+.1f}"
+                                    for a, b in zip(cells_[2].values(), top[2].values(), strict=True))
+                growth += f" over {top[1] - cells_[1]:,} req"
+        print(f"| {m.label} | {mib(by.get('warm-up'))} | {mib(cells_)} | {mib(top)} | {growth} |")
+
+
+def print_goals_17(cells: list[Cell]) -> None:
+    """Issue 17's goals that this benchmark measures, printed last."""
+    stores = [s for s in ("SQLite", "PostgreSQL") if any(c.server == "Tokenward" and c.store == s for c in cells)]
+    print("\n## Ratios and the goals of issue 17")
+    print("Client credentials at `--workers 2` against the floor at `--workers 2` (same server stack) and "
+          "node-oidc-provider (one process); the `--workers 1` rows against the floor are for information. "
+          "CPU ratio = Tokenward's server CPU per request / the peer's. A failed cell counts as missed.\n")
+    print("| goal | conns | Tokenward | peer | ratio | CPU ratio | target | result |")
+    print("|---|---:|---|---|---:|---:|---:|---|")
+    met = total = 0
+
+    def find(server: str, store: str, workers: int | None, workload: str, conns: int) -> Cell | None:
+        """The valid cell (a failed one counts as none)."""
+        found = [c for c in cells if c.server == server and c.store == store and c.workload == workload
+                 and c.conns == conns and (workers is None or c.workers == workers) and c.ok]
+        return found[0] if found else None
+
+    def row(title: str, conns: int, ours: Cell | None, theirs: Cell | None, target: float | None,
+            ours_name: str) -> None:
+        nonlocal met, total
+        measured = any(f"{c.server} {c.store} ×{c.workers}" == f"Tokenward {ours_name}" and c.conns == conns
+                       for c in cells)
+        ours_text = (f"{ours_name}: {ours.run.rps:,.0f}" if ours and ours.run
+                     else f"{ours_name}: {'failed' if measured else 'not measured'}")
+        theirs_text = (f"{theirs.label}: {theirs.run.rps:,.0f}" if theirs and theirs.run else "not measured")
+        target_text = f"≥ {target:g}×" if target is not None else "—"
+        if target is not None:
+            total += 1
+        if ours and ours.run and theirs and theirs.run:
+            ratio = ours.run.rps / theirs.run.rps
+            cpu = (fmt(ours.run.cpu_ms / theirs.run.cpu_ms, 2) + "×"
+                   if ours.run.cpu_ms and theirs.run.cpu_ms else "—")
+            if target is None:
+                result = "info"
+            else:
+                ok = ratio >= target
+                met += ok
+                result = "met" if ok else "MISSED"
+            print(f"| {title} | {conns} | {ours_text} | {theirs_text} | {ratio:.2f}× | {cpu} | {target_text} | "
+                  f"{result} |")
+        else:
+            print(f"| {title} | {conns} | {ours_text} | {theirs_text} | — | — | {target_text} | "
+                  f"{'MISSED (no valid cell)' if target is not None else 'info'} |")
+
+    for store in stores:
+        for conns in CONNECTIONS:
+            row("client credentials vs the floor", conns, find("Tokenward", store, 2, CC, conns),
+                find(FLOOR, "none", 2, CC, conns), 0.5, f"{store} ×2")
+        for conns in CONNECTIONS:
+            row("client credentials vs node-oidc-provider", conns, find("Tokenward", store, 2, CC, conns),
+                find("node-oidc-provider", "memory", None, CC, conns), 1.5, f"{store} ×2")
+        for conns in CONNECTIONS:
+            row("client credentials ×1 vs the floor ×1", conns, find("Tokenward", store, 1, CC, conns),
+                find(FLOOR, "none", 1, CC, conns), None, f"{store} ×1")
+    for conns in CONNECTIONS:
+        if "SQLite" in stores:
+            row("refresh with rotation vs Authlib", conns, find("Tokenward", "SQLite", 2, REFRESH, conns),
+                find("Authlib", "SQLite", 2, REFRESH, conns), 3.0, "SQLite ×2")
+        if {"SQLite", "PostgreSQL"} <= set(stores):
+            row("refresh with rotation, PostgreSQL vs SQLite", conns,
+                find("Tokenward", "PostgreSQL", 2, REFRESH, conns), find("Tokenward", "SQLite", 2, REFRESH, conns),
+                0.8, "PostgreSQL ×2")
+    if "SQLite" in stores:
+        for conns in CONNECTIONS:
+            c = find("Tokenward", "SQLite", 1, CODE, conns)
+            total += 1
+            if c and c.run:
+                ok = c.run.rps >= 2 * TODAY_CODE_RPS
+                met += ok
+                print(f"| code exchange vs issue 17's baseline | {conns} | SQLite ×1: {c.run.rps:,.0f} | "
+                      f"{TODAY_CODE_RPS:,} req/s | {c.run.rps / TODAY_CODE_RPS:.2f}× | — | ≥ 2× | "
+                      f"{'met' if ok else 'MISSED'} |")
+            else:
+                print(f"| code exchange vs issue 17's baseline | {conns} | SQLite ×1: failed | "
+                      f"{TODAY_CODE_RPS:,} req/s | — | — | ≥ 2× | MISSED (no valid cell) |")
+    if "PostgreSQL" in stores:
+        for workload in (INTROSPECT, REFRESH):
+            found = [c for c in cells if c.server == "Tokenward" and c.store == "PostgreSQL"
+                     and c.workload == workload and c.conns == 128 and c.run]
+            for c in found:
+                r = c.run
+                assert r is not None
+                total += 1
+                ok = c.ok and r.timeouts == 0 and r.p99 <= 4 * r.p50
+                met += ok
+                print(f"| {workload}: 0 timeouts, p99 ≤ 4× p50 | 128 | PostgreSQL ×{c.workers}: {r.timeouts} "
+                      f"timeouts, p50 {fmt(r.p50, 2)} ms, p99 {fmt(r.p99, 2)} ms | — | {r.p99 / r.p50:.1f}× | — | "
+                      f"0, ≤ 4× | {'met' if ok else 'MISSED'} |")
+            if not found:
+                total += 1
+                print(f"| {workload}: 0 timeouts, p99 ≤ 4× p50 | 128 | PostgreSQL: failed | — | — | — | 0, ≤ 4× | "
+                      "MISSED (no valid cell) |")
+    print(f"\n{met} of {total} goals of issue 17 met (load average now {os.getloadavg()[0]:.2f}).")
+
+
 # --------------------------------------------------------------------------------------------- main
 
 def main() -> None:
@@ -885,6 +1160,9 @@ def main() -> None:
             cells += bench_oidc_provider(oidc_script, work)
         if authlib_python is not None:
             cells += bench_authlib(authlib_python, work)
+        if "floor" not in SKIP:
+            for n in worker_counts:
+                cells += bench_floor(n, work)
         if "sqlite" not in SKIP:
             db = TokenwardDb("SQLite", f"sqlite:///{work / 'tokenward.db'}", work)
             db.provision()
@@ -914,17 +1192,33 @@ def main() -> None:
           "CPU ms/req = CPU of the server's whole process group / requests (wrk's own CPU excluded). "
           "Figures are comparable only within one run.")
     print("# Tokenward: `tokenward serve` defaults (uvicorn, ES256 access tokens, log level info, rate limits on), "
-          "TOKENWARD_CODE_TTL=3600 so codes made before a run stay valid. Refresh uses a public client "
+          "TOKENWARD_CODE_TTL=3600 so codes made before a run stay valid, TOKENWARD_RATE_LIMIT_AUTHORIZE_IP "
+          "raised (every code comes from 127.0.0.1). Refresh uses a public client "
           "(no grace window); introspection is of a client-credentials access token by its own client.")
     print("# Authlib: Flask + SQLAlchemy ORM on SQLite (WAL), gunicorn 2 sync workers, RFC 9068 ES256 tokens, "
           "token row saved, refresh rotates (new pair, old revoked). node-oidc-provider: one process, "
-          "in-memory adapter, client credentials with a resource indicator → JWT (at+jwt, ES256).\n")
+          "in-memory adapter, client credentials with a resource indicator → JWT (at+jwt, ES256).")
+    print("# floor: bench/floor_app.py, Starlette on Tokenward's server stack (uvicorn, asyncio loop, httptools "
+          "without Tokenward's http_limits, SO_REUSEPORT per worker): urlencoded form, Basic check "
+          "(hmac.compare_digest), one ES256 signature with cryptography, no storage, no logging.\n")
     print_table(cells)
     for note in notes:
         print(f"\nNOTE: {note}")
+    print_memory()
     print_goals(cells)
-    for path in profiling.files:
-        print("\n" + profile.summarize(path))
+    profiled = [(profiling.cells.get(path.stem.removeprefix("profile-")), path) for path in profiling.files]
+    for cell, path in profiled:
+        print("\n" + profile.summarize(path, cpu_ms=cell.run.cpu_ms if cell and cell.run else None))
+    for conns in CONNECTIONS:
+        columns = [(c.label, path, c.run.cpu_ms if c.run else None) for c, path in profiled
+                   if c is not None and c.workload == CC and c.conns == conns]
+        if columns:
+            print(f"\n## Where client-credentials CPU goes, {conns} connections (py-spy, µs of server CPU per "
+                  "request = share of samples × the cell's CPU ms/req)")
+            print("A sample counts for the innermost layer on its stack. `socket writes` is send(2) on loopback "
+                  "plus time runnable but preempted there (the write wakes wrk): the floor pays it too.\n")
+            print(profile.compare(columns))
+    print_goals_17(cells)
     print(f"\ntoken bench wall time: {elapsed:.0f} s")
 
 
