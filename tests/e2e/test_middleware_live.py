@@ -181,7 +181,8 @@ def test_tampered_token_gets_invalid_token_from_middleware(server: ServerProcess
 
 
 def test_expired_token_gets_invalid_token_from_middleware(server: ServerProcess, guarded: GuardedApi) -> None:
-    token = tokens(server, access_token_ttl=1)["access_token"]
+    # 3 s, not 1: exp is a whole second, so a 1 s token can expire before a loaded machine makes the first call
+    token = tokens(server, access_token_ttl=3)["access_token"]
     exp = payload_of(token)["exp"]
     assert get(guarded, token).status_code == 200  # valid, and now in the verifier's cache
     guarded.app.calls.clear()
