@@ -26,6 +26,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("logging", ("logging/", "tokenward/server/logs.py")),
     ("JSON encoding/decoding (json)", ("json/",)),
     ("JWT sign/verify (joserfc, cryptography)", ("cryptography/", "jwt/", "jwt_access_token.py", "joserfc/",
+                                                 "tokenward/server/jws.py",
                                                  "sign (bench/floor_app.py", "b64url (bench/floor_app.py")),
     ("password / secret hashing", ("argon2/", "passwords.py")),
     ("PostgreSQL driver (psycopg)", ("psycopg/", "psycopg_pool/")),

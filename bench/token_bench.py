@@ -482,18 +482,19 @@ class Memory:
 memories: list[Memory] = []
 
 
-def top_up(memory: Memory, url: str, body: str, headers: list[str], rps: float) -> None:
+def top_up(memory: Memory, url: str, body: str, headers: list[str], rps: float) -> bool:
     """More client credentials at 32 connections, until the server has had RSS_REQUESTS requests or for
     RSS_SECONDS at most, so that the second RSS sample comes after a long run."""
     missing = RSS_REQUESTS - served[memory.port]
     if missing <= 0 or RSS_SECONDS <= 0:
-        return
+        return False
     seconds = max(1, min(RSS_SECONDS, math.ceil(missing / max(rps, 1.0))))
     log(f"  {missing} requests short of {RSS_REQUESTS} for the RSS sample: {seconds} s more client credentials")
     try:
         wrk(url, "form_post.lua", [body, *headers], 32, seconds, None)
     except Exception as exc:  # the RSS sample is still taken, after fewer requests
         log(f"  top-up failed: {exc}")
+    return True
 
 
 # --------------------------------------------------------------------------------------------- Tokenward
@@ -715,8 +716,7 @@ def bench_tokenward(db: TokenwardDb, workers: int, work: Path) -> list[Cell]:
                 consuming_cells(refresh, files, url, tokens, db.refresh_body("tw_rt_exhausted"), [], upper,
                                 server.pgid)
         memory.sample(server.pgid, "cells")
-        if workers == 2:
-            top_up(memory, url, cc_body, [auth], upper)
+        if workers == 2 and top_up(memory, url, cc_body, [auth], upper):
             memory.sample(server.pgid, "top-up")
     except Exception as exc:
         log(f"Tokenward {db.store} ×{workers} aborted: {exc}")
@@ -1045,9 +1045,9 @@ def print_goals_17(cells: list[Cell]) -> None:
         return found[0] if found else None
 
     def row(title: str, conns: int, ours: Cell | None, theirs: Cell | None, target: float | None,
-            ours_name: str) -> None:
+            ours_name: str, workload: str = CC) -> None:
         nonlocal met, total
-        measured = any(f"{c.server} {c.store} ×{c.workers}" == f"Tokenward {ours_name}" and c.conns == conns
+        measured = any(c.label == f"Tokenward {ours_name}" and c.conns == conns and c.workload == workload
                        for c in cells)
         ours_text = (f"{ours_name}: {ours.run.rps:,.0f}" if ours and ours.run
                      else f"{ours_name}: {'failed' if measured else 'not measured'}")
@@ -1084,11 +1084,11 @@ def print_goals_17(cells: list[Cell]) -> None:
     for conns in CONNECTIONS:
         if "SQLite" in stores:
             row("refresh with rotation vs Authlib", conns, find("Tokenward", "SQLite", 2, REFRESH, conns),
-                find("Authlib", "SQLite", 2, REFRESH, conns), 3.0, "SQLite ×2")
+                find("Authlib", "SQLite", 2, REFRESH, conns), 3.0, "SQLite ×2", REFRESH)
         if {"SQLite", "PostgreSQL"} <= set(stores):
             row("refresh with rotation, PostgreSQL vs SQLite", conns,
                 find("Tokenward", "PostgreSQL", 2, REFRESH, conns), find("Tokenward", "SQLite", 2, REFRESH, conns),
-                0.8, "PostgreSQL ×2")
+                0.8, "PostgreSQL ×2", REFRESH)
     if "SQLite" in stores:
         for conns in CONNECTIONS:
             c = find("Tokenward", "SQLite", 1, CODE, conns)
