@@ -1,0 +1,22 @@
+"""Remembered consent (``ConsentStore``): a user's Allow for a client and scope."""
+
+from __future__ import annotations
+
+from tokenward.protocol.scope import Scope
+from tokenward.server.store.sql import statements as s
+from tokenward.server.store.sql.base import SqlAggregate
+
+
+class SqlConsents(SqlAggregate):
+    """Consent rows; a request is covered by any one row whose scope contains it."""
+
+    async def has_consent(self, user_id: str, client_id: str, scope: Scope) -> bool:
+        rows = await self._conn.execute(s.GET_CONSENTED_SCOPES, {"p_user_id": user_id, "p_client_id": client_id})
+        return any(scope <= Scope.parse(r.scope) for r in rows)
+
+    async def save_consent(self, user_id: str, client_id: str, scope: Scope, now: int) -> None:
+        if await self.has_consent(user_id, client_id, scope):
+            return
+        # A concurrent Allow may insert the same row between the read and the write: ignore it, never a 500.
+        await self._conn.execute(s.INSERT_CONSENT[self._conn.dialect.name], {
+            "user_id": user_id, "client_id": client_id, "scope": str(scope), "created_at": now})

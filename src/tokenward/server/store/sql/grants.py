@@ -1,0 +1,102 @@
+"""Grants and their refresh tokens (``GrantStore``, the refresh half of ``TokenStore``).
+
+A grant is one token family: every rotation and revocation locks its row first (RFC 9700 §4.14.2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from tokenward.protocol.scope import Scope
+from tokenward.server.model import Grant, RefreshToken
+from tokenward.server.store.sql import statements as s
+from tokenward.server.store.sql import tables as t
+from tokenward.server.store.sql.base import SqlAggregate
+
+
+def _grant(row: Any) -> Grant:
+    return Grant(id=row.id, client_id=row.client_id, user_id=row.user_id, scope=Scope.parse(row.scope),
+                 audience=row.audience, created_at=row.created_at, expires_at=row.expires_at,
+                 revoked_at=row.revoked_at)
+
+
+def _refresh(row: Any) -> RefreshToken:
+    return RefreshToken(token_hash=row.token_hash, grant_id=row.grant_id, client_id=row.client_id,
+                        scope=Scope.parse(row.scope), created_at=row.created_at, expires_at=row.expires_at,
+                        consumed_at=row.consumed_at, revoked_at=row.revoked_at, successor_hash=row.successor_hash,
+                        successor_sealed=row.successor_sealed, grace_used_at=row.grace_used_at)
+
+
+class SqlGrants(SqlAggregate):
+    """Grants: created by code exchange, locked by rotation, revoked with everything under them."""
+
+    async def save_grant(self, grant: Grant) -> None:
+        await self._conn.execute(s.INSERT_GRANT, {
+            "id": grant.id, "client_id": grant.client_id, "user_id": grant.user_id, "scope": str(grant.scope),
+            "audience": grant.audience, "created_at": grant.created_at, "expires_at": grant.expires_at,
+            "revoked_at": grant.revoked_at})
+
+    async def get_grant(self, grant_id: str, *, lock: bool = False) -> Grant | None:
+        row = await self._first(s.LOCK_GRANT if lock else s.GET_GRANT, {"p_grant_id": grant_id})
+        return _grant(row) if row else None
+
+    async def lock_refresh_family(self, token_hash: bytes) -> Grant | None:
+        row = await self._first(s.LOCK_REFRESH_FAMILY, {"p_hash": token_hash})
+        return _grant(row) if row else None
+
+    async def revoke_grant(self, grant_id: str, now: int) -> None:
+        await self.get_grant(grant_id, lock=True)  # the family lock first, as rotation takes it
+        params = {"p_grant_id": grant_id, "p_now": now}
+        await self._conn.execute(s.REVOKE_GRANT, params)
+        await self._conn.execute(s.REVOKE_GRANT_REFRESH_TOKENS, params)
+        await self._conn.execute(s.REVOKE_GRANT_ACCESS_TOKENS, params)
+
+    async def list_grants(self, *, user_id: str | None = None, client_id: str | None = None,
+                          active_at: int | None = None) -> Sequence[Grant]:
+        query = select(t.grants).order_by(t.grants.c.created_at)
+        if user_id is not None:
+            query = query.where(t.grants.c.user_id == user_id)
+        if client_id is not None:
+            query = query.where(t.grants.c.client_id == client_id)
+        if active_at is not None:
+            query = query.where(t.grants.c.revoked_at.is_(None), t.grants.c.expires_at > active_at)
+        return [_grant(r) for r in await self._conn.execute(query)]
+
+    async def revoke_user(self, user_id: str, now: int) -> int:
+        grants = await self.list_grants(user_id=user_id, active_at=now)
+        for grant in grants:
+            await self.revoke_grant(grant.id, now)
+        # Unredeemed codes and requests waiting on the consent page came from the old credentials too.
+        await self._conn.execute(delete(t.authorization_codes).where(
+            t.authorization_codes.c.user_id == user_id, t.authorization_codes.c.consumed_at.is_(None)))
+        await self._conn.execute(delete(t.authorization_requests).where(t.authorization_requests.c.session_hash.in_(
+            select(t.sessions.c.id_hash).where(t.sessions.c.user_id == user_id))))
+        await self._conn.execute(delete(t.sessions).where(t.sessions.c.user_id == user_id))
+        return len(grants)
+
+
+class SqlRefreshTokens(SqlAggregate):
+    """Refresh tokens, by their hash; rotation consumes one and keeps its successor."""
+
+    async def save_refresh_token(self, token: RefreshToken) -> None:
+        await self._conn.execute(s.INSERT_REFRESH_TOKEN, {
+            "token_hash": token.token_hash, "grant_id": token.grant_id, "client_id": token.client_id,
+            "scope": str(token.scope), "created_at": token.created_at, "expires_at": token.expires_at})
+
+    async def get_refresh_token(self, token_hash: bytes) -> RefreshToken | None:
+        row = await self._first(s.GET_REFRESH_TOKEN, {"p_hash": token_hash})
+        return _refresh(row) if row else None
+
+    async def consume_refresh_token(self, token_hash: bytes, now: int) -> RefreshToken | None:
+        row = await self._first(s.CONSUME_REFRESH_TOKEN, {"p_hash": token_hash, "p_now": now})
+        return _refresh(row) if row else None
+
+    async def keep_successor(self, token_hash: bytes, successor_hash: bytes, sealed: bytes) -> None:
+        await self._conn.execute(s.KEEP_SUCCESSOR, {
+            "p_hash": token_hash, "p_successor_hash": successor_hash, "p_sealed": sealed})
+
+    async def claim_grace_retry(self, token_hash: bytes, now: int) -> bool:
+        return await self._first(s.CLAIM_GRACE_RETRY, {"p_hash": token_hash, "p_now": now}) is not None

@@ -1,0 +1,46 @@
+"""Failure counters and locks per key (``RateLimitStore``), shared by every worker and host."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from tokenward.server.store.sql import statements as s
+from tokenward.server.store.sql.base import SqlAggregate
+
+
+class SqlRateLimits(SqlAggregate):
+    """Counting is read-count-write under the key's row lock."""
+
+    async def lockout_seconds(self, keys: Sequence[str], now: int) -> int:
+        rows = await self._conn.execute(s.LOCKOUTS, {"p_keys": list(keys), "p_now": now})
+        return max((r.locked_until - now for r in rows), default=0)
+
+    async def locked_keys(self, now: int) -> Mapping[str, int]:
+        rows = await self._conn.execute(s.LOCKED_KEYS, {"p_now": now})
+        return {r.key: r.locked_until for r in rows}
+
+    async def count_attempt(self, key: str, now: int, *, limit: int, window: int, lock: int, max_lock: int,
+                            refuse_when_locked: bool) -> tuple[bool, int]:
+        # The row lock (PostgreSQL: SELECT ... FOR UPDATE; SQLite: BEGIN IMMEDIATE) makes read-count-write
+        # one step: concurrent attempts on a key queue here, each seeing the count the previous one left.
+        await self._conn.execute(s.START_FAILURE_WINDOW[self._conn.dialect.name], {
+            "key": key, "window_start": now, "failures": 0, "locked_until": 0})
+        row = await self._first(s.LOCK_FAILURES, {"p_key": key})
+        admitted = row.locked_until <= now
+        if not admitted and refuse_when_locked:
+            return False, int(row.locked_until)
+        failures, start = row.failures + 1, row.window_start
+        if start + window <= now and admitted:  # a new window
+            failures, start = 1, now
+        locked_until = row.locked_until
+        if failures >= limit:
+            locked_until = now + min(lock * 2 ** min(failures - limit, 20), max_lock)
+        await self._conn.execute(s.SET_FAILURES, {
+            "p_key": key, "p_failures": failures, "p_window_start": start, "p_locked_until": locked_until})
+        return admitted, int(locked_until)
+
+    async def release_attempt(self, key: str, locked_until: int) -> None:
+        await self._conn.execute(s.RELEASE_ATTEMPT, {"p_key": key, "p_locked_until": locked_until})
+
+    async def clear_failures(self, key: str) -> None:
+        await self._conn.execute(s.CLEAR_FAILURES, {"p_key": key})

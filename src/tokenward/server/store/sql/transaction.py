@@ -1,0 +1,21 @@
+"""SqlTransaction: every aggregate's operations, composed over one connection (``protocols.Transaction``)."""
+
+from __future__ import annotations
+
+from tokenward.server.store.sql.access_tokens import SqlAccessTokens
+from tokenward.server.store.sql.clients import SqlClients
+from tokenward.server.store.sql.codes import SqlCodes
+from tokenward.server.store.sql.consents import SqlConsents
+from tokenward.server.store.sql.grants import SqlGrants, SqlRefreshTokens
+from tokenward.server.store.sql.keys import SqlKeys
+from tokenward.server.store.sql.maintenance import SqlMaintenance
+from tokenward.server.store.sql.rate_limits import SqlRateLimits
+from tokenward.server.store.sql.sessions import SqlAuthorizationRequests, SqlSessions
+from tokenward.server.store.sql.users import SqlUsers
+
+
+class SqlTransaction(
+    SqlClients, SqlUsers, SqlSessions, SqlAuthorizationRequests, SqlConsents, SqlCodes, SqlGrants,
+    SqlRefreshTokens, SqlAccessTokens, SqlKeys, SqlRateLimits, SqlMaintenance,
+):
+    """All storage operations on one connection inside one transaction (request paths run prebuilt statements)."""
