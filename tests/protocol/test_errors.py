@@ -167,10 +167,18 @@ ERROR_NAMES = {c.__name__ for c in ERROR_CLASSES} | {c.__name__ for c in BEARER_
 
 
 def module_constants(tree: ast.Module) -> dict[str, str]:
-    """``NAME = "literal"`` at module level: descriptions may be named constants."""
-    return {target.id: node.value.value for node in tree.body if isinstance(node, ast.Assign)
-            and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
-            for target in node.targets if isinstance(target, ast.Name)}
+    """``NAME = "literal"`` at module level, and such names imported from another tokenward module
+    (``from tokenward.x import NAME``): descriptions may be named constants."""
+    constants = {target.id: node.value.value for node in tree.body if isinstance(node, ast.Assign)
+                 and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+                 for target in node.targets if isinstance(target, ast.Name)}
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("tokenward."):
+            source = SRC.parent.joinpath(*node.module.split(".")).with_suffix(".py")
+            if source.is_file():
+                theirs = module_constants(ast.parse(source.read_text(encoding="utf-8")))
+                constants.update({a.asname or a.name: theirs[a.name] for a in node.names if a.name in theirs})
+    return constants
 
 
 def constructed_errors() -> list[tuple[str, ast.Call, dict[str, str]]]:
