@@ -32,6 +32,14 @@ from tokenward.server.usernames import username_key
 log = logging.getLogger("tokenward.server")
 
 
+def lock_seconds(failures: int, *, limit: int, lock: int, max_lock: int) -> int:
+    """How long the ``failures``-th failure of a window locks its key: 0 below ``limit``; from the
+    ``limit``-th on, ``lock`` seconds doubling with every further failure, never more than ``max_lock``."""
+    if failures < limit:
+        return 0
+    return min(lock << min(failures - limit, 20), max_lock)  # the capped shift keeps the number small
+
+
 @dataclass(frozen=True, slots=True)
 class RateLimitPolicy:
     limit: int  # failures within ``window`` seconds that trigger a lock

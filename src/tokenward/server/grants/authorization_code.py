@@ -45,6 +45,7 @@ async def _redeem(ctx: GrantContext, tx: Transaction, client: Client, code_value
         replayed = await tx.get_code(code.code_hash)  # re-read: the winner has committed its grant id
         if replayed is not None and replayed.grant_id is not None:
             await tx.revoke_grant(replayed.grant_id, ctx.now)
+        tx.keep_on_error()  # the revocation stays although this request fails (RFC 9700 §4.14.2)
         raise ReuseDetectedError("The authorization code has already been used.",
                                  debug=f"code replay; revoked grant {replayed.grant_id if replayed else None}")
     grant = Grant(id=grant_id, client_id=client.client_id, user_id=code.user_id, scope=code.scope,

@@ -73,6 +73,7 @@ async def _not_consumable(ctx: GrantContext, tx: Transaction, client: Client, pr
     if retried is not None:
         return retried
     await tx.revoke_grant(grant.id, ctx.now)
+    tx.keep_on_error()  # the revocation stays although this request fails (RFC 9700 §4.14.2)
     raise ReuseDetectedError("The refresh token has already been used.",
                              debug=f"refresh token reuse; revoked grant {grant.id}")
 

@@ -96,7 +96,7 @@ class GrantStore(Protocol):
         ...
 
 
-class TokenStore(Protocol):
+class RefreshTokenStore(Protocol):
     async def save_refresh_token(self, token: RefreshToken) -> None: ...
     async def get_refresh_token(self, token_hash: bytes) -> RefreshToken | None: ...
     async def consume_refresh_token(self, token_hash: bytes, now: int) -> RefreshToken | None:
@@ -104,6 +104,9 @@ class TokenStore(Protocol):
         ...
     async def keep_successor(self, token_hash: bytes, successor_hash: bytes, sealed: bytes) -> None: ...
     async def claim_grace_retry(self, token_hash: bytes, now: int) -> bool: ...
+
+
+class AccessTokenStore(Protocol):
     async def save_access_token(self, record: AccessTokenRecord) -> None: ...
     async def get_access_token(self, jti: str) -> AccessTokenRecord | None: ...
     async def revoke_access_token(self, jti: str, client_id: str, expires_at: int, now: int) -> None: ...
@@ -150,9 +153,14 @@ class MaintenanceStore(Protocol):
 
 class Transaction(
     ClientStore, UserStore, SessionStore, AuthorizationRequestStore, ConsentStore, CodeStore, GrantStore,
-    TokenStore, KeyStore, RateLimitStore, MaintenanceStore, Protocol,
+    RefreshTokenStore, AccessTokenStore, KeyStore, RateLimitStore, MaintenanceStore, Protocol,
 ):
     """All aggregates, seen through one database transaction."""
+
+    def keep_on_error(self) -> None:
+        """Commit what this transaction did even though it ends with an exception: reuse detection's
+        revocation must stay although the request fails (RFC 9700 §4.14.2). Without it, an error rolls back."""
+        ...
 
 
 class Store(Protocol):
@@ -161,8 +169,8 @@ class Store(Protocol):
 
         ``write=True`` takes the write lock up front (SQLite ``BEGIN IMMEDIATE``), so read-then-write
         sequences never fail with a lock upgrade. ``write=False`` is for reads only (on PostgreSQL each
-        statement then commits by itself: one round trip instead of three). An OAuthError whose
-        ``persist`` is true still commits: reuse detection must keep its revocation although the request fails.
+        statement then commits by itself: one round trip instead of three). An exception rolls back, unless
+        the transaction was told ``keep_on_error()`` first.
         """
         ...
 

@@ -1,4 +1,4 @@
-"""Access-token records (the access half of ``TokenStore``): what introspection and revocation need of a JWT."""
+"""Access-token records (``AccessTokenStore``): what introspection and revocation need of a JWT."""
 
 from __future__ import annotations
 

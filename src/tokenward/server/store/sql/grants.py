@@ -1,4 +1,4 @@
-"""Grants and their refresh tokens (``GrantStore``, the refresh half of ``TokenStore``).
+"""Grants and their refresh tokens (``GrantStore``, ``RefreshTokenStore``).
 
 A grant is one token family: every rotation and revocation locks its row first (RFC 9700 §4.14.2).
 """

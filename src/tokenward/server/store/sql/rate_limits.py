@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from tokenward.server.rate_limit import lock_seconds
 from tokenward.server.store.sql import statements as s
 from tokenward.server.store.sql.base import SqlAggregate
 
 
 class SqlRateLimits(SqlAggregate):
-    """Counting is read-count-write under the key's row lock."""
+    """Counting is read-count-write under the key's row lock; how long a lock lasts is ``rate_limit.lock_seconds``."""
 
     async def lockout_seconds(self, keys: Sequence[str], now: int) -> int:
         rows = await self._conn.execute(s.LOCKOUTS, {"p_keys": list(keys), "p_now": now})
@@ -34,7 +35,7 @@ class SqlRateLimits(SqlAggregate):
             failures, start = 1, now
         locked_until = row.locked_until
         if failures >= limit:
-            locked_until = now + min(lock * 2 ** min(failures - limit, 20), max_lock)
+            locked_until = now + lock_seconds(failures, limit=limit, lock=lock, max_lock=max_lock)
         await self._conn.execute(s.SET_FAILURES, {
             "p_key": key, "p_failures": failures, "p_window_start": start, "p_locked_until": locked_until})
         return admitted, int(locked_until)

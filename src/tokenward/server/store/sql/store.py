@@ -20,7 +20,6 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tokenward.protocol.errors import OAuthError
 from tokenward.server.store.protocols import StoreUnavailableError, Transaction
 from tokenward.server.store.sql.engine import (
     SQLITE_BUSY_TIMEOUT_MS,
@@ -58,11 +57,6 @@ class SqlStore:
         raise NotImplementedError
 
 
-def _keeps_effects(exc: BaseException) -> bool:
-    """An OAuthError with ``persist`` (reuse detection's revocation) commits although the request fails."""
-    return isinstance(exc, OAuthError) and exc.persist
-
-
 class PostgresStore(SqlStore):
     """PostgreSQL through an async engine (psycopg 3): row locks and conditional updates serialise writers."""
 
@@ -80,10 +74,11 @@ class PostgresStore(SqlStore):
                 yield SqlTransaction(conn)
                 return
             trans = await conn.begin()
+            tx = SqlTransaction(conn)
             try:
-                yield SqlTransaction(conn)
-            except BaseException as exc:
-                await (trans.commit() if _keeps_effects(exc) else trans.rollback())
+                yield tx
+            except BaseException:
+                await (trans.commit() if tx.keeps_on_error else trans.rollback())
                 raise
             else:
                 await trans.commit()
@@ -126,10 +121,11 @@ class SqliteStore(SqlStore):
                     await _begin_immediate(driver)
                 else:
                     driver.execute("BEGIN")
+                tx = SqlTransaction(_LoopConnection(conn))
                 try:
-                    yield SqlTransaction(_LoopConnection(conn))
-                except BaseException as exc:
-                    trans.commit() if _keeps_effects(exc) else trans.rollback()
+                    yield tx
+                except BaseException:
+                    trans.commit() if tx.keeps_on_error else trans.rollback()
                     raise
                 else:
                     trans.commit()

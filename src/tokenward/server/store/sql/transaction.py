@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tokenward.server.store.sql.access_tokens import SqlAccessTokens
+from tokenward.server.store.sql.base import Executor
 from tokenward.server.store.sql.clients import SqlClients
 from tokenward.server.store.sql.codes import SqlCodes
 from tokenward.server.store.sql.consents import SqlConsents
@@ -19,3 +20,10 @@ class SqlTransaction(
     SqlRefreshTokens, SqlAccessTokens, SqlKeys, SqlRateLimits, SqlMaintenance,
 ):
     """All storage operations on one connection inside one transaction (request paths run prebuilt statements)."""
+
+    def __init__(self, conn: Executor) -> None:
+        super().__init__(conn)
+        self.keeps_on_error = False
+
+    def keep_on_error(self) -> None:
+        self.keeps_on_error = True
