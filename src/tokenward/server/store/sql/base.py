@@ -1,4 +1,11 @@
-"""What every aggregate's SQL shares: the connection it runs on, one transaction's worth."""
+"""What every aggregate's SQL shares: the connection it runs on, one transaction's worth.
+
+Each aggregate module builds the statements of the request paths (token, authorize, introspect, revoke, rate
+limits) once, as module constants: building a Core statement per call and deriving its cache key cost
+SQLAlchemy 150 to 340 µs on the bench machine; running a prebuilt one with bound parameters costs 30 to 60 µs.
+A refresh runs five of them. Admin and maintenance statements stay inline where they are used: they are rare.
+Prebuilt inserts are the bare ``insert(table)``: the parameters dict names the columns.
+"""
 
 from __future__ import annotations
 

@@ -6,14 +6,15 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 
 from tokenward.protocol.scope import Scope
 from tokenward.protocol.types import GrantType
 from tokenward.server.model import Client
-from tokenward.server.store.sql import statements as s
 from tokenward.server.store.sql import tables as t
 from tokenward.server.store.sql.base import SqlAggregate, unstorable
+
+GET_CLIENT = select(t.clients).where(t.clients.c.client_id == bindparam("p_client_id"))
 
 
 def _client(row: Any) -> Client:
@@ -32,7 +33,7 @@ class SqlClients(SqlAggregate):
     async def get_client(self, client_id: str) -> Client | None:
         if unstorable(client_id):
             return None
-        row = await self._first(s.GET_CLIENT, {"p_client_id": client_id})
+        row = await self._first(GET_CLIENT, {"p_client_id": client_id})
         return _client(row) if row else None
 
     async def save_client(self, client: Client) -> None:

@@ -4,10 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import bindparam, insert, select, update
+
 from tokenward.protocol.scope import Scope
 from tokenward.server.model import AuthorizationCode
-from tokenward.server.store.sql import statements as s
+from tokenward.server.store.sql import tables as t
 from tokenward.server.store.sql.base import SqlAggregate
+
+_codes = t.authorization_codes.c
+
+INSERT_CODE = insert(t.authorization_codes)
+GET_CODE = select(t.authorization_codes).where(_codes.code_hash == bindparam("p_hash"))
+CONSUME_CODE = (update(t.authorization_codes)
+                .where(_codes.code_hash == bindparam("p_hash"), _codes.consumed_at.is_(None))
+                .values(consumed_at=bindparam("p_now"), grant_id=bindparam("p_grant_id"))
+                .returning(_codes.code_hash))
 
 
 def _code(row: Any) -> AuthorizationCode:
@@ -23,16 +34,16 @@ class SqlCodes(SqlAggregate):
     """Codes, by their hash; ``consume_code`` has exactly one winner."""
 
     async def save_code(self, code: AuthorizationCode) -> None:
-        await self._conn.execute(s.INSERT_CODE, {
+        await self._conn.execute(INSERT_CODE, {
             "code_hash": code.code_hash, "client_id": code.client_id, "user_id": code.user_id,
             "redirect_uri": code.redirect_uri, "redirect_uri_explicit": code.redirect_uri_explicit,
             "code_challenge": code.code_challenge, "scope": str(code.scope), "audience": code.audience,
             "created_at": code.created_at, "expires_at": code.expires_at})
 
     async def get_code(self, code_hash: bytes) -> AuthorizationCode | None:
-        row = await self._first(s.GET_CODE, {"p_hash": code_hash})
+        row = await self._first(GET_CODE, {"p_hash": code_hash})
         return _code(row) if row else None
 
     async def consume_code(self, code_hash: bytes, grant_id: str, now: int) -> bool:
-        row = await self._first(s.CONSUME_CODE, {"p_hash": code_hash, "p_now": now, "p_grant_id": grant_id})
+        row = await self._first(CONSUME_CODE, {"p_hash": code_hash, "p_now": now, "p_grant_id": grant_id})
         return row is not None

@@ -8,13 +8,42 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, insert, select, update
 
 from tokenward.protocol.scope import Scope
 from tokenward.server.model import Grant, RefreshToken
-from tokenward.server.store.sql import statements as s
 from tokenward.server.store.sql import tables as t
 from tokenward.server.store.sql.base import SqlAggregate
+
+_rt = t.refresh_tokens.c
+_at = t.access_tokens.c
+
+INSERT_GRANT = insert(t.grants)
+GET_GRANT = select(t.grants).where(t.grants.c.id == bindparam("p_grant_id"))
+LOCK_GRANT = GET_GRANT.with_for_update()
+LOCK_REFRESH_FAMILY = select(t.grants).where(t.grants.c.id == select(_rt.grant_id).where(
+    _rt.token_hash == bindparam("p_hash")).scalar_subquery()).with_for_update()
+REVOKE_GRANT = update(t.grants).where(t.grants.c.id == bindparam("p_grant_id"), t.grants.c.revoked_at.is_(None)
+                                      ).values(revoked_at=bindparam("p_now"))
+REVOKE_GRANT_REFRESH_TOKENS = update(t.refresh_tokens).where(
+    _rt.grant_id == bindparam("p_grant_id"), _rt.revoked_at.is_(None)).values(revoked_at=bindparam("p_now"))
+REVOKE_GRANT_ACCESS_TOKENS = update(t.access_tokens).where(
+    _at.grant_id == bindparam("p_grant_id"), _at.revoked_at.is_(None)).values(revoked_at=bindparam("p_now"))
+
+INSERT_REFRESH_TOKEN = insert(t.refresh_tokens)
+GET_REFRESH_TOKEN = select(t.refresh_tokens).where(_rt.token_hash == bindparam("p_hash"))
+CONSUME_REFRESH_TOKEN = (update(t.refresh_tokens)
+                         .where(_rt.token_hash == bindparam("p_hash"), _rt.consumed_at.is_(None),
+                                _rt.revoked_at.is_(None))
+                         .values(consumed_at=bindparam("p_now"))
+                         .returning(*t.refresh_tokens.c))
+KEEP_SUCCESSOR = update(t.refresh_tokens).where(_rt.token_hash == bindparam("p_hash")).values(
+    successor_hash=bindparam("p_successor_hash"), successor_sealed=bindparam("p_sealed"))
+CLAIM_GRACE_RETRY = (update(t.refresh_tokens)
+                     .where(_rt.token_hash == bindparam("p_hash"), _rt.grace_used_at.is_(None),
+                            _rt.revoked_at.is_(None))
+                     .values(grace_used_at=bindparam("p_now"))
+                     .returning(_rt.token_hash))
 
 
 def _grant(row: Any) -> Grant:
@@ -34,25 +63,25 @@ class SqlGrants(SqlAggregate):
     """Grants: created by code exchange, locked by rotation, revoked with everything under them."""
 
     async def save_grant(self, grant: Grant) -> None:
-        await self._conn.execute(s.INSERT_GRANT, {
+        await self._conn.execute(INSERT_GRANT, {
             "id": grant.id, "client_id": grant.client_id, "user_id": grant.user_id, "scope": str(grant.scope),
             "audience": grant.audience, "created_at": grant.created_at, "expires_at": grant.expires_at,
             "revoked_at": grant.revoked_at})
 
     async def get_grant(self, grant_id: str, *, lock: bool = False) -> Grant | None:
-        row = await self._first(s.LOCK_GRANT if lock else s.GET_GRANT, {"p_grant_id": grant_id})
+        row = await self._first(LOCK_GRANT if lock else GET_GRANT, {"p_grant_id": grant_id})
         return _grant(row) if row else None
 
     async def lock_refresh_family(self, token_hash: bytes) -> Grant | None:
-        row = await self._first(s.LOCK_REFRESH_FAMILY, {"p_hash": token_hash})
+        row = await self._first(LOCK_REFRESH_FAMILY, {"p_hash": token_hash})
         return _grant(row) if row else None
 
     async def revoke_grant(self, grant_id: str, now: int) -> None:
         await self.get_grant(grant_id, lock=True)  # the family lock first, as rotation takes it
         params = {"p_grant_id": grant_id, "p_now": now}
-        await self._conn.execute(s.REVOKE_GRANT, params)
-        await self._conn.execute(s.REVOKE_GRANT_REFRESH_TOKENS, params)
-        await self._conn.execute(s.REVOKE_GRANT_ACCESS_TOKENS, params)
+        await self._conn.execute(REVOKE_GRANT, params)
+        await self._conn.execute(REVOKE_GRANT_REFRESH_TOKENS, params)
+        await self._conn.execute(REVOKE_GRANT_ACCESS_TOKENS, params)
 
     async def list_grants(self, *, user_id: str | None = None, client_id: str | None = None,
                           active_at: int | None = None) -> Sequence[Grant]:
@@ -82,21 +111,21 @@ class SqlRefreshTokens(SqlAggregate):
     """Refresh tokens, by their hash; rotation consumes one and keeps its successor."""
 
     async def save_refresh_token(self, token: RefreshToken) -> None:
-        await self._conn.execute(s.INSERT_REFRESH_TOKEN, {
+        await self._conn.execute(INSERT_REFRESH_TOKEN, {
             "token_hash": token.token_hash, "grant_id": token.grant_id, "client_id": token.client_id,
             "scope": str(token.scope), "created_at": token.created_at, "expires_at": token.expires_at})
 
     async def get_refresh_token(self, token_hash: bytes) -> RefreshToken | None:
-        row = await self._first(s.GET_REFRESH_TOKEN, {"p_hash": token_hash})
+        row = await self._first(GET_REFRESH_TOKEN, {"p_hash": token_hash})
         return _refresh(row) if row else None
 
     async def consume_refresh_token(self, token_hash: bytes, now: int) -> RefreshToken | None:
-        row = await self._first(s.CONSUME_REFRESH_TOKEN, {"p_hash": token_hash, "p_now": now})
+        row = await self._first(CONSUME_REFRESH_TOKEN, {"p_hash": token_hash, "p_now": now})
         return _refresh(row) if row else None
 
     async def keep_successor(self, token_hash: bytes, successor_hash: bytes, sealed: bytes) -> None:
-        await self._conn.execute(s.KEEP_SUCCESSOR, {
+        await self._conn.execute(KEEP_SUCCESSOR, {
             "p_hash": token_hash, "p_successor_hash": successor_hash, "p_sealed": sealed})
 
     async def claim_grace_retry(self, token_hash: bytes, now: int) -> bool:
-        return await self._first(s.CLAIM_GRACE_RETRY, {"p_hash": token_hash, "p_now": now}) is not None
+        return await self._first(CLAIM_GRACE_RETRY, {"p_hash": token_hash, "p_now": now}) is not None

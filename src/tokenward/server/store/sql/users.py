@@ -5,13 +5,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from tokenward.server.model import User
-from tokenward.server.store.sql import statements as s
 from tokenward.server.store.sql import tables as t
 from tokenward.server.store.sql.base import SqlAggregate, unstorable
 from tokenward.server.usernames import username_key
+
+GET_USER = select(t.users).where(t.users.c.id == bindparam("p_user_id"))
+GET_USER_BY_USERNAME = select(t.users).where(t.users.c.username_key == bindparam("p_username_key"))
+INSERT_USER = {  # a concurrent users add of a look-alike name loses quietly: save_user says so
+    "sqlite": sqlite_insert(t.users).on_conflict_do_nothing().returning(t.users.c.id),
+    "postgresql": pg_insert(t.users).on_conflict_do_nothing().returning(t.users.c.id),
+}
 
 
 def _user(row: Any) -> User:
@@ -22,17 +30,17 @@ class SqlUsers(SqlAggregate):
     """Users: the login page reads them, the admin CLI writes them."""
 
     async def get_user(self, user_id: str) -> User | None:
-        row = await self._first(s.GET_USER, {"p_user_id": user_id})
+        row = await self._first(GET_USER, {"p_user_id": user_id})
         return _user(row) if row else None
 
     async def get_user_by_username(self, username: str) -> User | None:
         if unstorable(username):
             return None
-        row = await self._first(s.GET_USER_BY_USERNAME, {"p_username_key": username_key(username)})
+        row = await self._first(GET_USER_BY_USERNAME, {"p_username_key": username_key(username)})
         return _user(row) if row else None
 
     async def save_user(self, user: User) -> bool:
-        result = await self._conn.execute(s.INSERT_USER[self._conn.dialect.name], {
+        result = await self._conn.execute(INSERT_USER[self._conn.dialect.name], {
             "id": user.id, "username": user.username, "username_key": username_key(user.username),
             "password_hash": user.password_hash, "created_at": user.created_at})
         return result.first() is not None  # RETURNING: rowcount is -1 for psycopg's ON CONFLICT DO NOTHING
