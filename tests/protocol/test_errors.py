@@ -128,16 +128,11 @@ def test_duplicate_parameter_error_truncates_the_name_in_debug_when_name_is_long
     assert len(error.debug) < 100
 
 
-def test_reuse_detected_error_persists_and_is_invalid_grant_when_raised() -> None:
+def test_reuse_detected_error_is_invalid_grant_when_raised() -> None:
     error = ReuseDetectedError("The refresh token was already used.")
-    assert error.persist is True
     assert isinstance(error, InvalidGrantError)
     assert error.to_wire() == {"error": "invalid_grant", "error_description": "The refresh token was already used."}
 
-
-@pytest.mark.parametrize("cls", [c for c in ERROR_CLASSES if c is not ReuseDetectedError], ids=lambda c: c.__name__)
-def test_persist_is_false_when_error_is_not_reuse_detection(cls: type[OAuthError]) -> None:
-    assert make(cls).persist is False
 
 
 @pytest.mark.parametrize(("retry_after", "expected"), [(30, 30), (1, 1), (0, 1), (-5, 1)])

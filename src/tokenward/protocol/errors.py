@@ -14,9 +14,6 @@ class OAuthError(Exception):
 
     error: ClassVar[str] = "server_error"
     status: ClassVar[int] = 400
-    # True for an error whose transaction's changes stay (reuse detection). Informational only: the raiser
-    # calls ``tx.keep_on_error()`` and the store reads nothing from protocol errors.
-    persist: ClassVar[bool] = False
 
     def __init__(self, description: str = "", *, debug: str = "") -> None:
         super().__init__(description)
@@ -53,8 +50,6 @@ class ReuseDetectedError(InvalidGrantError):
     """A consumed code or refresh token was presented again: ``invalid_grant``, and the grant family was
     revoked in the same transaction, which must commit although the request fails (RFC 9700 §4.14.2): the
     raiser calls ``tx.keep_on_error()`` before raising it."""
-
-    persist = True
 
 
 class UnauthorizedClientError(OAuthError):
