@@ -3,32 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 
-import pytest
-
-from tests.conftest import BACKENDS, create_pg_database, drop_pg_database
 from tokenward.protocol.types import SigningAlg
 from tokenward.server.crypto import SecretBox
 from tokenward.server.keys import JWKS_CACHE_MARGIN, ensure_signing_keys
 from tokenward.server.maintenance import purge, rotate_due_keys
 from tokenward.server.settings import Settings
-from tokenward.server.store.sql.migrate import upgrade
 from tokenward.server.store.sql.store import SqlStore
 
 DAY = 86400
 BOX = SecretBox(b"k" * 32)
-
-
-@pytest.fixture(params=BACKENDS)
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    url = f"sqlite:///{tmp_path / 'm.db'}" if request.param == "sqlite" else create_pg_database()
-    upgrade(url)
-    yield url
-    if request.param == "postgresql":
-        drop_pg_database(url)
 
 
 def test_scheduled_rotation_prepublishes_then_switches_and_drops_old_key(db_url: str) -> None:

@@ -10,34 +10,21 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import Engine, Table, insert, select
 
-from tests.conftest import BACKENDS, create_pg_database, drop_pg_database
 from tests.support import TOKENWARD
 from tokenward.server.crypto import SecretBox, token_hash
 from tokenward.server.store.sql import tables as t
 from tokenward.server.store.sql.engine import create_sync_engine
-from tokenward.server.store.sql.migrate import upgrade
 
 DAY = 86400
 HOUR = 3600
 GRACE = 600  # TOKENWARD_REFRESH_GRACE_CONFIDENTIAL for the run: a successor sealed 5 s ago is inside it
 CLIENT_TTL = 7200  # the longest access-token lifetime: revoked grants stay 2 h + the JWKS cache margin (1 h)
 BOX = SecretBox(b"p" * 32)
-
-
-@pytest.fixture(params=BACKENDS)
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    url = f"sqlite:///{tmp_path / 'purge.db'}" if request.param == "sqlite" else create_pg_database()
-    upgrade(url)
-    yield url
-    if request.param == "postgresql":
-        drop_pg_database(url)
 
 
 def h(name: str) -> bytes:
