@@ -78,3 +78,27 @@ def test_names_that_would_merge_stop_the_upgrade_and_nothing_changes(db_at_0005:
     assert "tokenward users remove" in message
     assert state(db_at_0005) == before
     assert before[0] == "0005" and "username_key" not in before[1]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_upgrade_that_fails_part_way_leaves_the_database_at_its_starting_revision(backend: str,
+                                                                                    tmp_path: Path) -> None:
+    """One transaction for the whole upgrade on both backends: 0005 applies, 0006 refuses, and 0005's index is
+    rolled back with it. (Alembic commits after each revision on SQLite unless told DDL is transactional;
+    a concurrent upgrade could then slip in between two revisions.)"""
+    url = f"sqlite:///{tmp_path / 'p.db'}" if backend == "sqlite" else create_pg_database()
+    try:
+        upgrade(url, "0004")
+        add_users(url, "alice", "ALICE")
+        with pytest.raises(RuntimeError, match="would become one name"):
+            upgrade(url)
+        engine = create_sync_engine(url)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0004"
+            meta = MetaData()
+            meta.reflect(conn, only=["rate_limits"])
+            assert "ix_rate_limits_locked_until" not in {i.name for i in meta.tables["rate_limits"].indexes}
+        engine.dispose()
+    finally:
+        if backend == "postgresql":
+            drop_pg_database(url)

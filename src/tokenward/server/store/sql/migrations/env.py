@@ -28,7 +28,13 @@ if is_sqlite(db_url):
 
 with engine.connect() as connection:
     connection = connection.execution_options(tokenward_write=True)
-    context.configure(connection=connection, target_metadata=metadata, render_as_batch=is_sqlite(db_url))
+    # transactional_ddl: SQLite's DDL is transactional, but Alembic assumes not and commits after each
+    # revision. A second process waiting for the write lock could then take it between two revisions and
+    # apply the next one too, while the first still held its plan ("duplicate column", "expected to match
+    # one row"). One transaction for the whole upgrade, taken with BEGIN IMMEDIATE, serialises concurrent
+    # upgrades (a later one finds head) and makes an upgrade all or nothing, as on PostgreSQL.
+    context.configure(connection=connection, target_metadata=metadata, render_as_batch=is_sqlite(db_url),
+                      transactional_ddl=True)
     with context.begin_transaction():
         if connection.dialect.name == "postgresql":
             # Several processes may start at once: the first migrates, the others wait and find head.
