@@ -114,3 +114,11 @@ def test_serve_runs_on_the_event_loop_given_by_loop_option(fresh_server: ServerP
             assert ("/uvloop/" in maps) is uvloop_loaded
         finally:
             fresh_server.stop()
+
+
+def test_generated_client_ids_never_start_with_a_dash() -> None:
+    """A leading dash made `clients rotate-secret ID` read the id as an option (seen in CI)."""
+    from tokenward.server.admin import new_client_id
+
+    ids = [new_client_id() for _ in range(5000)]
+    assert not any(i.startswith("-") for i in ids) and len(set(ids)) == 5000

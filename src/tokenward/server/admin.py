@@ -66,7 +66,7 @@ async def add_client(
         raise AdminError("the scope contains characters RFC 6749 §3.3 does not allow") from None
     secret = None if public else random_token(CLIENT_SECRET_PREFIX)
     client = Client(
-        client_id=secrets.token_urlsafe(16), name=name.strip(), public=public, redirect_uris=tuple(redirect_uris),
+        client_id=new_client_id(), name=name.strip(), public=public, redirect_uris=tuple(redirect_uris),
         grant_types=types, scope=parsed_scope, audiences=tuple(audiences), created_at=int(time.time()),
         secret_hash=token_hash(secret) if secret else None, access_token_ttl=access_token_ttl,
         signing_alg=signing_alg)
@@ -87,6 +87,15 @@ async def rotate_client_secret(store: Store, client_id: str) -> str:
         await tx.set_client_secret_hash(client_id, token_hash(secret))
     audit("client.secret_rotated", client_id=client_id)
     return secret
+
+
+def new_client_id() -> str:
+    """128 random bits, URL-safe, never starting with ``-``: a client id is typed as a CLI argument
+    (``clients rotate-secret ID``), where a leading dash reads as an option (1 in 64 ids did)."""
+    while True:
+        client_id = secrets.token_urlsafe(16)
+        if not client_id.startswith("-"):
+            return client_id
 
 
 async def add_user(store: Store, username: str, password: str) -> User:
