@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from tokenward.server.client_cache import ClientCache
 from tokenward.server.crypto import SecretBox, load_or_create_kek_file
+from tokenward.server.endpoints.authorization_flow import AuthorizationFlow
 from tokenward.server.endpoints.introspect import IntrospectionEndpoint
 from tokenward.server.endpoints.revoke import RevocationEndpoint
 from tokenward.server.endpoints.token import TokenEndpoint
@@ -32,6 +33,7 @@ class AuthorizationServer:
     revocation: RevocationEndpoint
     introspection: IntrospectionEndpoint
     limiter: RateLimiter
+    authorization: AuthorizationFlow
 
     @classmethod
     async def open(cls, settings: Settings) -> AuthorizationServer:
@@ -46,6 +48,7 @@ class AuthorizationServer:
                               sync_seconds=settings.rate_limit_sync_seconds)
         clients = ClientCache(store, settings.client_cache_seconds)
         return cls(settings=settings, store=store, keys=keys, box=box, limiter=limiter,
+                   authorization=AuthorizationFlow(settings, store, limiter),
                    token=TokenEndpoint(settings, store, keys, box, limiter, clients),
                    revocation=RevocationEndpoint(settings, store, keys, limiter, clients),
                    introspection=IntrospectionEndpoint(settings, store, keys, limiter, clients))

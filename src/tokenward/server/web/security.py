@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
-import secrets
 from urllib.parse import urlsplit
 
 from starlette.datastructures import MutableHeaders
@@ -51,10 +49,6 @@ def session_cookie_name(settings: Settings) -> str:
     return "__Host-tw_session" if settings.secure_cookies else "tw_session"
 
 
-def new_session_secret() -> str:
-    return secrets.token_urlsafe(32)
-
-
 def session_hash_from(request: Request, settings: Settings) -> bytes | None:
     value = request.cookies.get(session_cookie_name(settings))
     return token_hash(value) if value else None
@@ -80,6 +74,3 @@ def same_origin_post(request: Request, settings: Settings) -> bool:
     issuer = urlsplit(settings.issuer)
     return origin == f"{issuer.scheme}://{issuer.netloc}"
 
-
-def csrf_matches(expected: str, presented: str | None) -> bool:
-    return presented is not None and hmac.compare_digest(expected.encode(), presented.encode())
