@@ -36,7 +36,7 @@ from tokenward.protocol.types import ClientAuthMethod, GrantType, SigningAlg
 from tokenward.server.client_auth import authenticate_client
 from tokenward.server.crypto import SecretBox, token_hash
 from tokenward.server.keys import new_signing_key
-from tokenward.server.model import SigningKey
+from tokenward.server.model import OidcContext, SigningKey
 from tokenward.server.passwords import hash_password, verify_password
 from tokenward.server.store.protocols import Transaction
 from tokenward.server.store.sql.engine import create_sync_engine
@@ -175,6 +175,24 @@ def rows_0006() -> Rows:
     return rows
 
 
+OIDC_REQUEST = '{"nonce":"n-0","prompt":["consent"],"max_age":60}'
+OIDC_CODE = json.dumps({"nonce": "n-0", "auth_time": NOW - 30, "sid": "sid-seed"}, separators=(",", ":"))
+
+
+def rows_0008() -> Rows:
+    """0008: OpenID Connect: user claims, relying-party settings, and the authentication context."""
+    rows = dict(rows_0006())
+    rows["users"] = [{**u, "claims": '{"email":"alice@example.com","email_verified":true}', "updated_at": NOW - 60}
+                     for u in rows["users"]]
+    rows["clients"] = [{**c, "id_token_signing_alg": "ES256", "pkce_optional": not c["public"],
+                        "post_logout_redirect_uris": '["https://app.example/bye"]'} for c in rows["clients"]]
+    rows["sessions"] = [{**x, "sid": "sid-seed"} for x in rows["sessions"]]
+    rows["authorization_requests"] = [{**x, "oidc": OIDC_REQUEST} for x in rows["authorization_requests"]]
+    rows["authorization_codes"] = [{**x, "oidc": OIDC_CODE} for x in rows["authorization_codes"]]
+    rows["grants"] = [{**x, "oidc": OIDC_CODE} for x in rows["grants"]]
+    return rows
+
+
 # -- what a head server must read from them -----------------------------------------------------------------
 
 
@@ -240,6 +258,23 @@ async def reads_0004(tx: Transaction) -> None:
     assert await tx.lockout_seconds(["client:seed-confidential", "ip:127.0.0.1"], NOW) == 600
 
 
+async def reads_0008(tx: Transaction) -> None:
+    await reads_0004(tx)
+    user = await tx.get_user(ALICE)
+    assert user is not None and user.claims == {"email": "alice@example.com", "email_verified": True}
+    client = await tx.get_client("seed-confidential")
+    assert client is not None and client.pkce_optional and client.id_token_signing_alg == "ES256"
+    assert client.post_logout_redirect_uris == ("https://app.example/bye",)
+    session = await tx.get_session(token_hash("tw_ss_seed"), NOW)
+    assert session is not None and session.sid == "sid-seed"
+    request = await tx.get_authorization_request("req-seed", NOW)
+    assert request is not None and request.oidc == OidcContext(nonce="n-0", prompt=("consent",), max_age=60)
+    code = await tx.get_code(token_hash("tw_ac_seed"))
+    assert code is not None and code.oidc == OidcContext(nonce="n-0", auth_time=NOW - 30, sid="sid-seed")
+    grant = await tx.get_grant("grant-live")
+    assert grant is not None and grant.oidc is not None and grant.oidc.sid == "sid-seed"
+
+
 @dataclass(frozen=True)
 class Seed:
     """The rows a server at this revision wrote, and what a head server must be able to do with them."""
@@ -259,6 +294,7 @@ SEEDS: dict[str, Seed] = {
     "0004": Seed(rows_0004, reads_0004, KEYED),
     "0005": Seed(rows_0004, reads_0004, KEYED),
     "0006": Seed(rows_0006, reads_0004),
+    "0008": Seed(rows_0008, reads_0008),
 }
 
 

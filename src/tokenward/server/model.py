@@ -5,7 +5,9 @@ Every token row carries its ``grant_id`` so that revoking a grant family is one 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from tokenward.protocol.scope import Scope
 from tokenward.protocol.types import GrantType
@@ -24,6 +26,10 @@ class Client:
     secret_hash: bytes | None = field(default=None, repr=False)
     access_token_ttl: int | None = None
     signing_alg: str | None = None
+    # OpenID Connect relying-party settings (issue #13): None/empty/False mean the server's defaults.
+    id_token_signing_alg: str | None = None
+    post_logout_redirect_uris: tuple[str, ...] = ()
+    pkce_optional: bool = False  # confidential clients only: code requests without code_challenge accepted
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +38,8 @@ class User:
     username: str
     created_at: int
     password_hash: str = field(repr=False)
+    claims: dict[str, Any] = field(default_factory=dict, compare=False)  # OIDC Core §5.1 claims, by name
+    updated_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +54,7 @@ class Grant:
     created_at: int
     expires_at: int
     revoked_at: int | None = None
+    oidc: OidcContext | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +71,7 @@ class AuthorizationCode:
     expires_at: int
     consumed_at: int | None = None
     grant_id: str | None = None
+    oidc: OidcContext | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,8 +133,9 @@ class Session:
 
     id_hash: bytes = field(repr=False)
     user_id: str | None
-    created_at: int
+    created_at: int  # for a signed-in session: when the user authenticated (OIDC auth_time)
     expires_at: int
+    sid: str | None = None  # the session's public id (OIDC ``sid``), never derived from the cookie
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,3 +154,41 @@ class AuthorizationRequest:
     session_hash: bytes = field(repr=False)
     created_at: int
     expires_at: int
+    oidc: OidcContext | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OidcContext:
+    """What makes a request, code or grant an OpenID Connect one (``scope`` contained ``openid``), carried
+    request → code → grant so the ID token and userinfo can be built at each step (OIDC Core §3.1.2.1).
+
+    ``claims`` is the validated ``claims`` request parameter (§5.5) as JSON text; ``auth_time`` and ``sid``
+    are set when the user has authenticated; the request-only fields steer the login and consent steps.
+    """
+
+    nonce: str | None = None
+    claims: str | None = None
+    auth_time: int | None = None
+    sid: str | None = None
+    prompt: tuple[str, ...] = ()
+    max_age: int | None = None
+    login_hint: str | None = None
+    response_mode: str | None = None
+    hint_subject: str | None = None  # the ``sub`` of a valid id_token_hint
+
+    def to_json(self) -> str:
+        data = {k: v for k, v in asdict(self).items() if v not in (None, ())}
+        return json.dumps(data, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str | None) -> OidcContext | None:
+        if text is None:
+            return None
+        data = json.loads(text)
+        if "prompt" in data:
+            data["prompt"] = tuple(data["prompt"])
+        return cls(**data)
+
+    def claims_request(self) -> dict[str, Any]:
+        parsed: dict[str, Any] = json.loads(self.claims) if self.claims else {}
+        return parsed

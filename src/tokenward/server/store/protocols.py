@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Protocol
+from typing import Any, Protocol
 
 from tokenward.protocol.scope import Scope
 from tokenward.server.model import (
@@ -44,6 +44,7 @@ class UserStore(Protocol):
     async def delete_user(self, user_id: str) -> bool: ...
     async def list_users(self) -> Sequence[User]: ...
     async def set_password_hash(self, user_id: str, password_hash: str) -> None: ...
+    async def set_claims(self, user_id: str, claims: dict[str, Any], now: int) -> None: ...
 
 
 class SessionStore(Protocol):

@@ -24,6 +24,8 @@ def _client(row: Any) -> Client:
         grant_types=tuple(GrantType(g) for g in json.loads(row.grant_types)),
         scope=Scope.parse(row.scope), audiences=tuple(json.loads(row.audiences)),
         access_token_ttl=row.access_token_ttl, signing_alg=row.signing_alg, created_at=row.created_at,
+        id_token_signing_alg=row.id_token_signing_alg, pkce_optional=bool(row.pkce_optional),
+        post_logout_redirect_uris=tuple(json.loads(row.post_logout_redirect_uris or "[]")),
     )
 
 
@@ -43,6 +45,9 @@ class SqlClients(SqlAggregate):
             grant_types=json.dumps([g.value for g in client.grant_types]), scope=str(client.scope),
             audiences=json.dumps(list(client.audiences)), access_token_ttl=client.access_token_ttl,
             signing_alg=client.signing_alg, created_at=client.created_at,
+            id_token_signing_alg=client.id_token_signing_alg, pkce_optional=client.pkce_optional or None,
+            post_logout_redirect_uris=json.dumps(list(client.post_logout_redirect_uris))
+            if client.post_logout_redirect_uris else None,
         ))
 
     async def set_client_secret_hash(self, client_id: str, secret_hash: bytes) -> bool:

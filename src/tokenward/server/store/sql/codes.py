@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import bindparam, insert, select, update
 
 from tokenward.protocol.scope import Scope
-from tokenward.server.model import AuthorizationCode
+from tokenward.server.model import AuthorizationCode, OidcContext
 from tokenward.server.store.sql import tables as t
 from tokenward.server.store.sql.base import SqlAggregate
 
@@ -27,6 +27,7 @@ def _code(row: Any) -> AuthorizationCode:
         redirect_uri_explicit=bool(row.redirect_uri_explicit), code_challenge=row.code_challenge,
         scope=Scope.parse(row.scope), audience=row.audience, created_at=row.created_at,
         expires_at=row.expires_at, consumed_at=row.consumed_at, grant_id=row.grant_id,
+        oidc=OidcContext.from_json(row.oidc),
     )
 
 
@@ -38,7 +39,8 @@ class SqlCodes(SqlAggregate):
             "code_hash": code.code_hash, "client_id": code.client_id, "user_id": code.user_id,
             "redirect_uri": code.redirect_uri, "redirect_uri_explicit": code.redirect_uri_explicit,
             "code_challenge": code.code_challenge, "scope": str(code.scope), "audience": code.audience,
-            "created_at": code.created_at, "expires_at": code.expires_at})
+            "created_at": code.created_at, "expires_at": code.expires_at,
+            "oidc": code.oidc.to_json() if code.oidc else None})
 
     async def get_code(self, code_hash: bytes) -> AuthorizationCode | None:
         row = await self._first(GET_CODE, {"p_hash": code_hash})

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, insert, select, update
 
 from tokenward.protocol.scope import Scope
-from tokenward.server.model import Grant, RefreshToken
+from tokenward.server.model import Grant, OidcContext, RefreshToken
 from tokenward.server.store.sql import tables as t
 from tokenward.server.store.sql.base import SqlAggregate
 
@@ -49,7 +49,7 @@ CLAIM_GRACE_RETRY = (update(t.refresh_tokens)
 def _grant(row: Any) -> Grant:
     return Grant(id=row.id, client_id=row.client_id, user_id=row.user_id, scope=Scope.parse(row.scope),
                  audience=row.audience, created_at=row.created_at, expires_at=row.expires_at,
-                 revoked_at=row.revoked_at)
+                 revoked_at=row.revoked_at, oidc=OidcContext.from_json(row.oidc))
 
 
 def _refresh(row: Any) -> RefreshToken:
@@ -66,7 +66,7 @@ class SqlGrants(SqlAggregate):
         await self._conn.execute(INSERT_GRANT, {
             "id": grant.id, "client_id": grant.client_id, "user_id": grant.user_id, "scope": str(grant.scope),
             "audience": grant.audience, "created_at": grant.created_at, "expires_at": grant.expires_at,
-            "revoked_at": grant.revoked_at})
+            "revoked_at": grant.revoked_at, "oidc": grant.oidc.to_json() if grant.oidc else None})
 
     async def get_grant(self, grant_id: str, *, lock: bool = False) -> Grant | None:
         row = await self._first(LOCK_GRANT if lock else GET_GRANT, {"p_grant_id": grant_id})

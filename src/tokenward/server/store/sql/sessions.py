@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, insert, select, update
 
 from tokenward.protocol.scope import Scope
-from tokenward.server.model import AuthorizationRequest, Session
+from tokenward.server.model import AuthorizationRequest, OidcContext, Session
 from tokenward.server.store.sql import tables as t
 from tokenward.server.store.sql.base import SqlAggregate, unstorable
 
@@ -32,6 +32,7 @@ def _request(row: Any) -> AuthorizationRequest:
         redirect_uri_explicit=bool(row.redirect_uri_explicit), scope=Scope.parse(row.scope), state=row.state,
         code_challenge=row.code_challenge, audience=row.audience, csrf_token=row.csrf_token,
         session_hash=row.session_hash, created_at=row.created_at, expires_at=row.expires_at,
+        oidc=OidcContext.from_json(row.oidc),
     )
 
 
@@ -41,14 +42,14 @@ class SqlSessions(SqlAggregate):
     async def save_session(self, session: Session) -> None:
         await self._conn.execute(INSERT_SESSION, {
             "id_hash": session.id_hash, "user_id": session.user_id, "created_at": session.created_at,
-            "expires_at": session.expires_at})
+            "expires_at": session.expires_at, "sid": session.sid})
 
     async def get_session(self, id_hash: bytes, now: int) -> Session | None:
         row = await self._first(GET_SESSION, {"p_id_hash": id_hash, "p_now": now})
         if row is None:
             return None
         return Session(id_hash=row.id_hash, user_id=row.user_id, created_at=row.created_at,
-                       expires_at=row.expires_at)
+                       expires_at=row.expires_at, sid=row.sid)
 
     async def delete_session(self, id_hash: bytes) -> None:
         await self._conn.execute(DELETE_SESSION, {"p_id_hash": id_hash})
@@ -63,7 +64,8 @@ class SqlAuthorizationRequests(SqlAggregate):
             "redirect_uri_explicit": request.redirect_uri_explicit, "scope": str(request.scope),
             "state": request.state, "code_challenge": request.code_challenge, "audience": request.audience,
             "csrf_token": request.csrf_token, "session_hash": request.session_hash,
-            "created_at": request.created_at, "expires_at": request.expires_at})
+            "created_at": request.created_at, "expires_at": request.expires_at,
+            "oidc": request.oidc.to_json() if request.oidc else None})
 
     async def get_authorization_request(self, request_id: str, now: int) -> AuthorizationRequest | None:
         if unstorable(request_id):

@@ -38,6 +38,9 @@ clients = Table(
     Column("access_token_ttl", Integer),
     Column("signing_alg", String(16)),
     Column("created_at", BigInteger, nullable=False),
+    Column("id_token_signing_alg", String(16)),
+    Column("post_logout_redirect_uris", Text),  # JSON list; NULL: none
+    Column("pkce_optional", Boolean),  # NULL: PKCE required
 )
 
 users = Table(
@@ -47,6 +50,8 @@ users = Table(
     Column("username_key", String(150), nullable=False, unique=True),  # what lookups compare: usernames.py
     Column("password_hash", String(255), nullable=False),
     Column("created_at", BigInteger, nullable=False),
+    Column("claims", Text),  # JSON object of OIDC claims; NULL: none
+    Column("updated_at", BigInteger),
 )
 
 grants = Table(
@@ -59,6 +64,7 @@ grants = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=False),
     Column("revoked_at", BigInteger),
+    Column("oidc", Text),  # OidcContext JSON; NULL: plain OAuth
     Index("ix_grants_user_id", "user_id"),
     Index("ix_grants_client_id", "client_id"),
 )
@@ -77,6 +83,7 @@ authorization_codes = Table(
     Column("expires_at", BigInteger, nullable=False),
     Column("consumed_at", BigInteger),
     Column("grant_id", String(36)),  # the grant its redemption created; revoked on replay
+    Column("oidc", Text),
 )
 
 refresh_tokens = Table(
@@ -122,6 +129,7 @@ sessions = Table(
     Column("user_id", String(36), ForeignKey("users.id", ondelete="CASCADE")),
     Column("created_at", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=False),
+    Column("sid", String(36)),
 )
 
 authorization_requests = Table(
@@ -138,6 +146,7 @@ authorization_requests = Table(
     Column("session_hash", LargeBinary(32), nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=False),
+    Column("oidc", Text),
 )
 
 rate_limits = Table(

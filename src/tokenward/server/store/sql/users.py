@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,7 +24,8 @@ INSERT_USER = {  # a concurrent users add of a look-alike name loses quietly: sa
 
 
 def _user(row: Any) -> User:
-    return User(id=row.id, username=row.username, password_hash=row.password_hash, created_at=row.created_at)
+    return User(id=row.id, username=row.username, password_hash=row.password_hash, created_at=row.created_at,
+                claims=json.loads(row.claims) if row.claims else {}, updated_at=row.updated_at)
 
 
 class SqlUsers(SqlAggregate):
@@ -42,7 +44,8 @@ class SqlUsers(SqlAggregate):
     async def save_user(self, user: User) -> bool:
         result = await self._conn.execute(INSERT_USER[self._conn.dialect.name], {
             "id": user.id, "username": user.username, "username_key": username_key(user.username),
-            "password_hash": user.password_hash, "created_at": user.created_at})
+            "password_hash": user.password_hash, "created_at": user.created_at,
+            "claims": json.dumps(user.claims) if user.claims else None, "updated_at": user.updated_at})
         return result.first() is not None  # RETURNING: rowcount is -1 for psycopg's ON CONFLICT DO NOTHING
 
     async def delete_user(self, user_id: str) -> bool:
@@ -52,6 +55,11 @@ class SqlUsers(SqlAggregate):
     async def list_users(self) -> Sequence[User]:
         rows = await self._conn.execute(select(t.users).order_by(t.users.c.username))
         return [_user(r) for r in rows]
+
+    async def set_claims(self, user_id: str, claims: dict[str, Any], now: int) -> None:
+        """Replace the user's claims (OIDC Core §5.1 ``updated_at`` becomes ``now``)."""
+        await self._conn.execute(update(t.users).where(t.users.c.id == user_id).values(
+            claims=json.dumps(claims) if claims else None, updated_at=now))
 
     async def set_password_hash(self, user_id: str, password_hash: str) -> None:
         await self._conn.execute(update(t.users).where(t.users.c.id == user_id).values(password_hash=password_hash))
