@@ -4,6 +4,8 @@ show_consent / decide, on a real database file (and PostgreSQL), with a frozen c
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -14,7 +16,7 @@ from sqlalchemy import text
 from tokenward.protocol.scope import Scope
 from tokenward.protocol.types import GrantType
 from tokenward.server.admin import add_user
-from tokenward.server.crypto import token_hash
+from tokenward.server.crypto import SecretBox, token_hash
 from tokenward.server.endpoints.authorization_flow import (
     ALREADY_ANSWERED,
     CHOOSE,
@@ -30,6 +32,7 @@ from tokenward.server.endpoints.authorization_flow import (
     ShowLogin,
 )
 from tokenward.server.endpoints.sign_in import WRONG_CREDENTIALS
+from tokenward.server.keys import KeyRing, ensure_signing_keys
 from tokenward.server.model import Client
 from tokenward.server.rate_limit import RateLimiter, RateLimitPolicies, RateLimitPolicy
 from tokenward.server.settings import Settings
@@ -58,6 +61,7 @@ class World:
     store: SqlStore
     clock: Clock
     settings: Settings
+    keys: KeyRing
 
 
 async def _count(w: World, table: str) -> int:
@@ -71,10 +75,11 @@ async def _count(w: World, table: str) -> int:
 
 
 def client(client_id: str, redirect: str = WEB, grants: tuple[GrantType, ...] = (
-        GrantType.AUTHORIZATION_CODE, GrantType.REFRESH_TOKEN), scope: str = "profile:read offline_access"
-           ) -> Client:
-    return Client(client_id=client_id, name=client_id.title(), public=True, redirect_uris=(redirect,),
-                  grant_types=grants, scope=Scope.parse(scope), audiences=(), created_at=0)
+        GrantType.AUTHORIZATION_CODE, GrantType.REFRESH_TOKEN), scope: str = "openid profile email profile:read offline_access",
+           public: bool = True, pkce_optional: bool = False) -> Client:
+    return Client(client_id=client_id, name=client_id.title(), public=public, redirect_uris=(redirect,),
+                  grant_types=grants, scope=Scope.parse(scope), audiences=(), created_at=0,
+                  secret_hash=None if public else token_hash("secret"), pkce_optional=pkce_optional)
 
 
 def query(client_id: str = "app", redirect: str | None = WEB, **extra: str) -> str:
@@ -92,27 +97,35 @@ def run(db_url: str, body: Callable[[World], Awaitable[None]],
         settings = Settings(issuer=ISSUER, db_url=db_url, rate_limit_sync_seconds=0)
         store = SqlStore.from_url(db_url)
         limiter = RateLimiter(store, policies or RateLimitPolicies(), sync_seconds=0)
+        box = SecretBox(os.urandom(32))
         async with store.transaction(write=True) as tx:
+            await ensure_signing_keys(tx, box, settings.signing_algs, int(time.time()))
             await tx.save_client(client("app"))
+            await tx.save_client(client("rp", public=False, pkce_optional=True))
+            await tx.save_client(client("spa", pkce_optional=True))
             await tx.save_client(client("native", redirect=LOOPBACK))
             await tx.save_client(client("coder", grants=(GrantType.AUTHORIZATION_CODE,)))
         await add_user(store, "alice", PASSWORD)
+        await add_user(store, "bob", PASSWORD)
+        keys = KeyRing(store, box, cache_seconds=60)
+        await keys.refresh()
         try:
-            await body(World(AuthorizationFlow(settings, store, limiter, clock), store, clock, settings))
+            await body(World(AuthorizationFlow(settings, store, limiter, keys, clock=clock), store, clock, settings,
+                             keys))
         finally:
             await store.close()
 
     asyncio.run(go())
 
 
-async def signed_in(w: World, q: str | None = None) -> tuple[bytes, str]:
+async def signed_in(w: World, q: str | None = None, username: str = "alice") -> tuple[bytes, str]:
     """A browser that started a request and signed in: its session hash and the request id."""
     started = await w.flow.start(q or query(), None, "192.0.2.1")
     assert isinstance(started, GoTo) and started.step == "login" and started.session_secret
     login = await w.flow.show_login(started.request_id, token_hash(started.session_secret))
     assert isinstance(login, ShowLogin)
     done = await w.flow.sign_in(started.request_id, token_hash(started.session_secret), login.pending.csrf_token,
-                                "alice", PASSWORD, "192.0.2.1")
+                                username, PASSWORD, "192.0.2.1")
     assert isinstance(done, GoTo) and done.step == "consent" and done.session_secret
     return token_hash(done.session_secret), done.request_id
 

@@ -115,3 +115,33 @@ class SlowDownError(OAuthError):
     def __init__(self, description: str = "", *, retry_after: int, debug: str = "") -> None:
         super().__init__(description, debug=debug)
         self.retry_after = max(1, retry_after)
+
+
+class LoginRequiredError(OAuthError):
+    """``prompt=none`` and the user must sign in first (OIDC Core §3.1.2.6)."""
+
+    error = "login_required"
+
+
+class ConsentRequiredError(OAuthError):
+    """``prompt=none`` and the user has not consented to this client and scope (OIDC Core §3.1.2.6)."""
+
+    error = "consent_required"
+
+
+class InteractionRequiredError(OAuthError):
+    """``prompt=none`` and some other page would have to be shown (OIDC Core §3.1.2.6)."""
+
+    error = "interaction_required"
+
+
+class RequestNotSupportedError(OAuthError):
+    """A ``request`` object was sent; Tokenward does not accept request objects (OIDC Core §6)."""
+
+    error = "request_not_supported"
+
+
+class RequestUriNotSupportedError(OAuthError):
+    """A ``request_uri`` was sent; none is accepted yet (OIDC Core §6, RFC 9126 once PAR exists)."""
+
+    error = "request_uri_not_supported"

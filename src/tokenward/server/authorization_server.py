@@ -48,7 +48,7 @@ class AuthorizationServer:
                               sync_seconds=settings.rate_limit_sync_seconds)
         clients = ClientCache(store, settings.client_cache_seconds)
         return cls(settings=settings, store=store, keys=keys, box=box, limiter=limiter,
-                   authorization=AuthorizationFlow(settings, store, limiter),
+                   authorization=AuthorizationFlow(settings, store, limiter, keys),
                    token=TokenEndpoint(settings, store, keys, box, limiter, clients),
                    revocation=RevocationEndpoint(settings, store, keys, limiter, clients),
                    introspection=IntrospectionEndpoint(settings, store, keys, limiter, clients))

@@ -12,24 +12,31 @@ from __future__ import annotations
 import hmac
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from tokenward.protocol import redirect_uri as redirect_rules
-from tokenward.protocol.errors import AccessDeniedError
+from tokenward.protocol.errors import (
+    AccessDeniedError,
+    ConsentRequiredError,
+    LoginRequiredError,
+    OAuthError,
+)
 from tokenward.protocol.types import GrantType
 from tokenward.server.audit import audit
 from tokenward.server.crypto import token_hash
 from tokenward.server.endpoints.authorize import (
     AuthorizationPageError,
     AuthorizationRedirectError,
-    error_redirect,
+    is_openid,
     issue_code,
     redirect_to_client,
+    response_parameters,
     validate_authorization_request,
 )
 from tokenward.server.endpoints.sign_in import SignIn, SignInRefused, new_session_secret
-from tokenward.server.model import AuthorizationRequest, Client, Session
+from tokenward.server.keys import KeyRing
+from tokenward.server.model import AuthorizationRequest, Client, OidcContext, Session
 from tokenward.server.rate_limit import RateLimiter
 from tokenward.server.settings import Settings
 from tokenward.server.store.protocols import Store, Transaction
@@ -72,6 +79,7 @@ class ShowLogin:
     error: str | None = None
     status: int = 200
     retry_after: int | None = None
+    login_hint: str | None = None  # OIDC Core §3.1.2.1: pre-fills the username
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -92,7 +100,41 @@ class RedirectWithError:
     location: str
 
 
-Outcome = ErrorPage | GoTo | ShowLogin | ShowConsent | RedirectWithCode | RedirectWithError
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FormPost:
+    """``response_mode=form_post`` (OAuth 2.0 Form Post Response Mode §2): a page whose form posts
+    ``fields`` to ``action`` by itself."""
+
+    action: str
+    fields: dict[str, str] = field(repr=False)
+
+
+Outcome = ErrorPage | GoTo | ShowLogin | ShowConsent | RedirectWithCode | RedirectWithError | FormPost
+
+
+def to_client(settings: Settings, redirect_uri: str, params: dict[str, str], state: str | None,
+              response_mode: str | None, *, error: bool) -> Outcome:
+    """The response to the client in the mode it asked for: a 303 with the query, or a form post."""
+    if response_mode == "form_post":
+        return FormPost(action=redirect_uri, fields=response_parameters(settings, params, state))
+    location = redirect_to_client(settings, redirect_uri, params, state)
+    return RedirectWithError(location=location) if error else RedirectWithCode(location=location)
+
+
+def needs_authentication(pending: AuthorizationRequest, session: Session, now: int) -> bool:
+    """Whether the user must (again) sign in before this request may go on: nobody is signed in, or an
+    OIDC request asks for a fresh sign-in (``prompt=login``/``select_account``, a ``max_age`` the session
+    is older than, an ``id_token_hint`` for another user: Core §3.1.2.1) that has not happened yet for it."""
+    if session.user_id is None:
+        return True
+    context = pending.oidc
+    if context is None or not is_openid(pending) or context.auth_time is not None:
+        return False  # auth_time set: the user signed in for this very request
+    if "login" in context.prompt or "select_account" in context.prompt:
+        return True
+    if context.max_age is not None and now - session.created_at > context.max_age:
+        return True
+    return context.hint_subject is not None and context.hint_subject != session.user_id
 
 
 def native_redirect(uri: str) -> bool:
@@ -105,24 +147,40 @@ def _csrf_ok(expected: str, presented: str | None) -> bool:
     return presented is not None and hmac.compare_digest(expected.encode(), presented.encode())
 
 
-def _code_or_answered(location: str | None) -> Outcome:
-    """The redirect to the client, or (a concurrent submission answered the request) a plain page."""
-    return ErrorPage(message=ALREADY_ANSWERED) if location is None else RedirectWithCode(location=location)
 
 
 class AuthorizationFlow:
     """Used by: the web adapter's /authorize, /login and /consent pages (web/pages.py)."""
 
-    def __init__(self, settings: Settings, store: Store, limiter: RateLimiter,
+    def __init__(self, settings: Settings, store: Store, limiter: RateLimiter, keys: KeyRing | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.store = store
         self.limiter = limiter
+        self.keys = keys
         self.clock = clock
         self.sign_in_step = SignIn(limiter, settings.session_ttl)
 
     def _now(self) -> int:
         return int(self.clock())
+
+    def _answer(self, pending: AuthorizationRequest, params: dict[str, str] | None, *,
+                error: bool = False) -> Outcome:
+        """The response to the client for ``pending``, or (a concurrent submission answered it) a page."""
+        if params is None:
+            return ErrorPage(message=ALREADY_ANSWERED)
+        mode = pending.oidc.response_mode if pending.oidc else None
+        return to_client(self.settings, pending.redirect_uri, params, pending.state, mode, error=error)
+
+    def _refuse(self, pending: AuthorizationRequest, error: OAuthError) -> Outcome:
+        return self._answer(pending, error.to_wire(), error=True)
+
+    async def _consent_remembered(self, tx: Transaction, pending: AuthorizationRequest, user_id: str) -> bool:
+        """Remembered consent applies unless the redirect is native (RFC 8252 §8.6) or the request asks to
+        be asked (``prompt=consent``, OIDC Core §3.1.2.1)."""
+        if native_redirect(pending.redirect_uri) or (pending.oidc and "consent" in pending.oidc.prompt):
+            return False
+        return await tx.has_consent(user_id, pending.client_id, pending.scope)
 
     async def start(self, query: str, session_hash: bytes | None, ip: str | None) -> Outcome:
         """GET /authorize: validate, remember the request for this browser, then log in or ask consent.
@@ -139,11 +197,15 @@ class AuthorizationFlow:
                 secret = new_session_secret()
             bound_to = session.id_hash if session else token_hash(secret or "")
             try:
-                pending = await validate_authorization_request(tx, self.settings, query, now, bound_to)
+                pending = await validate_authorization_request(tx, self.settings, query, now, bound_to,
+                                                               self.keys)
             except AuthorizationPageError as exc:
                 return ErrorPage(message=exc.message)
             except AuthorizationRedirectError as exc:
-                return RedirectWithError(location=error_redirect(self.settings, exc))
+                return to_client(self.settings, exc.redirect_uri, exc.error.to_wire(), exc.state,
+                                 exc.response_mode, error=True)
+            if pending.oidc is not None and "none" in pending.oidc.prompt:
+                return await self._silently(tx, pending, session, now)
         limited = self.limiter.authorize_keys(ip)
         wait = await self.limiter.retry_after(limited)
         if wait:
@@ -156,7 +218,20 @@ class AuthorizationFlow:
                 await tx.save_session(session)
             await tx.save_authorization_request(pending)
         await self.limiter.record(limited)  # counts requests, not failures: the limit caps stored rows
-        return GoTo(step="consent" if session.user_id else "login", request_id=pending.id, session_secret=secret)
+        step: Literal["login", "consent"] = "login" if needs_authentication(pending, session, now) else "consent"
+        return GoTo(step=step, request_id=pending.id, session_secret=secret)
+
+    async def _silently(self, tx: Transaction, pending: AuthorizationRequest, session: Session | None,
+                        now: int) -> Outcome:
+        """``prompt=none`` (OIDC Core §3.1.2.1): answer at once or say why not; never show a page, never
+        create a session. The pending request is stored and consumed in one write transaction."""
+        if session is None or needs_authentication(pending, session, now) or session.user_id is None:
+            return self._refuse(pending, LoginRequiredError("The user is not signed in."))
+        if not await self._consent_remembered(tx, pending, session.user_id):
+            return self._refuse(pending, ConsentRequiredError("The user has not consented to this request."))
+        async with self.store.transaction(write=True) as wtx:
+            await wtx.save_authorization_request(pending)
+            return self._answer(pending, await issue_code(wtx, self.settings, pending, session, now))
 
     async def _pending(self, tx: Transaction, request_id: str | None, session_hash: bytes | None,
                        now: int) -> tuple[AuthorizationRequest, Session] | ErrorPage:
@@ -174,9 +249,10 @@ class AuthorizationFlow:
             if isinstance(found, ErrorPage):
                 return found
             pending, session = found
-            if session.user_id:
+            if not needs_authentication(pending, session, self._now()):
                 return GoTo(step="consent", request_id=pending.id)
-            return ShowLogin(pending=pending, client=await tx.get_client(pending.client_id))
+            return ShowLogin(pending=pending, client=await tx.get_client(pending.client_id),
+                             login_hint=pending.oidc.login_hint if pending.oidc else None)
 
     async def sign_in(self, request_id: str | None, session_hash: bytes | None, csrf_token: str | None,
                       username: str, password: str, ip: str | None) -> Outcome:
@@ -198,9 +274,10 @@ class AuthorizationFlow:
             return ShowLogin(pending=pending, client=client, error=result.message, status=result.status,
                              retry_after=result.retry_after)
         secret = new_session_secret()
+        context = replace(pending.oidc or OidcContext(), auth_time=now) if is_openid(pending) else pending.oidc
         async with self.store.transaction(write=True) as tx:
             await self.sign_in_step.open_session(tx, result, session.id_hash, now, secret)
-            await tx.rebind_authorization_request(pending.id, token_hash(secret))
+            await tx.rebind_authorization_request(pending.id, token_hash(secret), context)
         audit("login.succeeded", client_id=pending.client_id, sub=result.user.id)
         return GoTo(step="consent", request_id=pending.id, session_secret=secret)
 
@@ -212,11 +289,10 @@ class AuthorizationFlow:
             if isinstance(found, ErrorPage):
                 return found
             pending, session = found
-            if session.user_id is None:
+            if session.user_id is None or needs_authentication(pending, session, now):
                 return GoTo(step="login", request_id=pending.id)
-            if (not native_redirect(pending.redirect_uri)
-                    and await tx.has_consent(session.user_id, pending.client_id, pending.scope)):
-                return _code_or_answered(await issue_code(tx, self.settings, pending, session.user_id, now))
+            if await self._consent_remembered(tx, pending, session.user_id):
+                return self._answer(pending, await issue_code(tx, self.settings, pending, session, now))
             client = await tx.get_client(pending.client_id)
         lasting = client is not None and GrantType.REFRESH_TOKEN in client.grant_types
         return ShowConsent(pending=pending, client=client, lasting=lasting,
@@ -231,21 +307,19 @@ class AuthorizationFlow:
             if isinstance(found, ErrorPage):
                 return found
             pending, session = found
-            if session.user_id is None:
+            if session.user_id is None or needs_authentication(pending, session, now):
                 return GoTo(step="login", request_id=pending.id)
             if not _csrf_ok(pending.csrf_token, csrf_token):
                 return ErrorPage(message=FORM_EXPIRED, status=403)
             if decision == "allow":
                 await tx.save_consent(session.user_id, pending.client_id, pending.scope, now)
-                location = await issue_code(tx, self.settings, pending, session.user_id, now)
-                if location is not None:
+                params = await issue_code(tx, self.settings, pending, session, now)
+                if params is not None:
                     audit("consent.granted", client_id=pending.client_id, sub=session.user_id)
-                return _code_or_answered(location)
+                return self._answer(pending, params)
             if decision == "deny":
                 if not await tx.delete_authorization_request(pending.id):
                     return ErrorPage(message=ALREADY_ANSWERED)
                 audit("consent.denied", client_id=pending.client_id, sub=session.user_id)
-                denied = AccessDeniedError("The user denied the request.").to_wire()
-                return RedirectWithError(location=redirect_to_client(
-                    self.settings, pending.redirect_uri, denied, pending.state))
+                return self._refuse(pending, AccessDeniedError("The user denied the request."))
         return ErrorPage(message=CHOOSE)

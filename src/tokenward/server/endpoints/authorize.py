@@ -10,12 +10,14 @@ import re
 import secrets
 from urllib.parse import urlencode
 
-from tokenward.protocol import pkce
+from tokenward.protocol import oidc, pkce
 from tokenward.protocol import redirect_uri as redirect_rules
 from tokenward.protocol.errors import (
     InvalidRequestError,
     InvalidScopeError,
     OAuthError,
+    RequestNotSupportedError,
+    RequestUriNotSupportedError,
     UnauthorizedClientError,
     UnsupportedResponseTypeError,
 )
@@ -24,7 +26,9 @@ from tokenward.protocol.scope import Scope
 from tokenward.protocol.types import GrantType
 from tokenward.server.crypto import random_token, token_hash
 from tokenward.server.grants.base import AUTHORIZATION_CODE_PREFIX, select_audience
-from tokenward.server.model import AuthorizationCode, AuthorizationRequest, Client
+from tokenward.server.id_token import read_own_id_token
+from tokenward.server.keys import KeyRing
+from tokenward.server.model import AuthorizationCode, AuthorizationRequest, Client, OidcContext, Session
 from tokenward.server.settings import Settings
 from tokenward.server.store.protocols import Transaction
 
@@ -55,21 +59,28 @@ class AuthorizationPageError(Exception):
 class AuthorizationRedirectError(Exception):
     """A redirectable error: the client and redirect URI are trusted."""
 
-    def __init__(self, redirect_uri: str, state: str | None, error: OAuthError) -> None:
+    def __init__(self, redirect_uri: str, state: str | None, error: OAuthError,
+                 response_mode: str | None = None) -> None:
         super().__init__(error.error)
         self.redirect_uri = redirect_uri
         self.state = state
         self.error = error
+        self.response_mode = response_mode
 
 
-def redirect_to_client(settings: Settings, redirect_uri: str, params: dict[str, str], state: str | None) -> str:
-    """The redirect back to the client: its URI plus ``params``, ``state`` unchanged and ``iss`` (RFC 9207)."""
+def response_parameters(settings: Settings, params: dict[str, str], state: str | None) -> dict[str, str]:
+    """What goes back to the client: ``params``, ``state`` unchanged and ``iss`` (RFC 9207)."""
     query = dict(params)
     if state is not None:
         query["state"] = state
     query["iss"] = settings.issuer
+    return query
+
+
+def redirect_to_client(settings: Settings, redirect_uri: str, params: dict[str, str], state: str | None) -> str:
+    """The redirect back to the client: its URI plus the response parameters in the query."""
     separator = "&" if "?" in redirect_uri else "?"
-    return redirect_uri + separator + urlencode(query)
+    return redirect_uri + separator + urlencode(response_parameters(settings, params, state))
 
 
 def error_redirect(settings: Settings, err: AuthorizationRedirectError) -> str:
@@ -77,9 +88,13 @@ def error_redirect(settings: Settings, err: AuthorizationRedirectError) -> str:
 
 
 async def validate_authorization_request(
-    tx: Transaction, settings: Settings, query: str, now: int, session_hash: bytes,
+    tx: Transaction, settings: Settings, query: str, now: int, session_hash: bytes, keys: KeyRing | None = None,
 ) -> AuthorizationRequest:
-    """Check every parameter and return the pending request to store; raises one of the two errors above."""
+    """Check every parameter and return the pending request to store; raises one of the two errors above.
+
+    The order is OIDC Core's: ``client_id`` and ``redirect_uri`` first (until then nothing is redirected),
+    then ``request`` / ``request_uri`` (the other parameters could be inside them), then the rest.
+    ``keys`` reads an ``id_token_hint``; without it a hint is refused."""
     try:
         params, duplicates = parse_query(query)
     except InvalidRequestError:
@@ -102,13 +117,21 @@ async def validate_authorization_request(
         raise AuthorizationRedirectError(redirect_uri=redirect_uri, state=None, error=InvalidRequestError(
             _STATE_TOO_LONG))
 
+    response_mode: str | None = None
+
     def fail(error: OAuthError) -> AuthorizationRedirectError:
-        return AuthorizationRedirectError(redirect_uri=redirect_uri, state=state, error=error)
+        return AuthorizationRedirectError(redirect_uri=redirect_uri, state=state, error=error,
+                                          response_mode=response_mode)
 
     try:
+        if "request" in params:
+            raise RequestNotSupportedError("Request objects are not supported; send the parameters directly.")
+        if "request_uri" in params:
+            raise RequestUriNotSupportedError("request_uri is not supported.")
         if duplicates:
             raise InvalidRequestError("A parameter was sent more than once.")
         _check_sizes(params)
+        response_mode = oidc.parse_response_mode(params.get("response_mode"))
         response_type = params.get("response_type")
         if response_type is None:
             raise InvalidRequestError("response_type is required.")
@@ -116,11 +139,18 @@ async def validate_authorization_request(
             raise UnsupportedResponseTypeError("Only response_type=code is supported.")
         if GrantType.AUTHORIZATION_CODE not in client.grant_types:
             raise UnauthorizedClientError("This client may not use the authorization code flow.")
-        challenge = pkce.validate_challenge(params.get("code_challenge"), params.get("code_challenge_method"))
+        if (client.pkce_optional and not client.public and "code_challenge" not in params
+                and "code_challenge_method" not in params):
+            challenge = ""  # the confidential client's opt-out (issue #13); a sent challenge always binds
+        else:
+            challenge = pkce.validate_challenge(params.get("code_challenge"), params.get("code_challenge_method"))
         requested = Scope.parse(params.get("scope"))
         if not requested <= client.scope:
             raise InvalidScopeError("The requested scope is not allowed for this client.")
         audience = select_audience(client, params.get("resource"), settings)
+        context = OidcContext(response_mode=response_mode)
+        if oidc.OPENID in requested:
+            context = await _oidc_context(params, response_mode, settings, keys)
     except OAuthError as error:
         raise fail(error) from None
 
@@ -129,7 +159,29 @@ async def validate_authorization_request(
         redirect_uri_explicit=explicit, scope=requested or client.scope, state=state,
         code_challenge=challenge, audience=audience, csrf_token=secrets.token_urlsafe(24),
         session_hash=session_hash, created_at=now, expires_at=now + settings.authorization_request_ttl,
+        oidc=context if context != OidcContext() else None,
     )
+
+
+async def _oidc_context(params: dict[str, str], response_mode: str | None, settings: Settings,
+                        keys: KeyRing | None) -> OidcContext:
+    """The OIDC Core §3.1.2.1 parameters of an ``openid`` request; ``display``, ``ui_locales``,
+    ``claims_locales`` and ``acr_values`` are accepted and have no effect."""
+    hint_subject = None
+    hint = params.get("id_token_hint")
+    if hint is not None:
+        claims = await read_own_id_token(keys, hint, settings.issuer) if keys is not None else None
+        if claims is None:
+            raise InvalidRequestError("id_token_hint is not an ID token issued here.")
+        hint_subject = str(claims["sub"])
+    return OidcContext(
+        nonce=params.get("nonce"), claims=oidc.parse_claims_request(params.get("claims")),
+        prompt=oidc.parse_prompt(params.get("prompt")), max_age=oidc.parse_max_age(params.get("max_age")),
+        login_hint=params.get("login_hint"), response_mode=response_mode, hint_subject=hint_subject)
+
+
+def is_openid(request: AuthorizationRequest) -> bool:
+    return oidc.OPENID in request.scope
 
 
 def _check_sizes(params: dict[str, str]) -> None:
@@ -150,16 +202,24 @@ def _select_redirect_uri(client: Client, requested: str | None) -> tuple[str, bo
     return requested, True
 
 
-async def issue_code(tx: Transaction, settings: Settings, request: AuthorizationRequest, user_id: str,
-                     now: int) -> str | None:
-    """Create the authorization code for an approved request and return the redirect to the client; None
-    when a concurrent submission already answered the request (one request, one code: RFC 6749 §4.1.2)."""
-    if not await tx.delete_authorization_request(request.id):
+async def issue_code(tx: Transaction, settings: Settings, request: AuthorizationRequest, session: Session,
+                     now: int) -> dict[str, str] | None:
+    """Create the authorization code for an approved request and return the response parameters; None
+    when a concurrent submission already answered the request (one request, one code: RFC 6749 §4.1.2).
+
+    An ``openid`` code carries what its ID token needs (OIDC Core §3.1.3.6): the nonce, the claims request,
+    when the user authenticated (the signed-in session's start) and the session's ``sid``."""
+    if session.user_id is None or not await tx.delete_authorization_request(request.id):
         return None
+    context = None
+    if is_openid(request):
+        requested = request.oidc or OidcContext()
+        context = OidcContext(nonce=requested.nonce, claims=requested.claims, auth_time=session.created_at,
+                              sid=session.sid)
     code = random_token(AUTHORIZATION_CODE_PREFIX)
     await tx.save_code(AuthorizationCode(
-        code_hash=token_hash(code), client_id=request.client_id, user_id=user_id,
+        code_hash=token_hash(code), client_id=request.client_id, user_id=session.user_id,
         redirect_uri=request.redirect_uri, redirect_uri_explicit=request.redirect_uri_explicit,
         code_challenge=request.code_challenge, scope=request.scope, audience=request.audience,
-        created_at=now, expires_at=now + settings.code_ttl))
-    return redirect_to_client(settings, request.redirect_uri, {"code": code}, request.state)
+        created_at=now, expires_at=now + settings.code_ttl, oidc=context))
+    return response_parameters(settings, {"code": code}, request.state)

@@ -9,6 +9,7 @@ RFC 9700 §4.x / OWASP). HTTP-free: callers pass what the form said and get a ty
 from __future__ import annotations
 
 import secrets
+import uuid
 from dataclasses import dataclass, field
 
 from tokenward.server.crypto import token_hash
@@ -87,6 +88,6 @@ class SignIn:
         if old_session is not None:
             await tx.delete_session(old_session)
         session = Session(id_hash=token_hash(secret), user_id=signed_in.user.id, created_at=now,
-                          expires_at=now + self.session_ttl)
+                          expires_at=now + self.session_ttl, sid=str(uuid.uuid4()))
         await tx.save_session(session)
         return session

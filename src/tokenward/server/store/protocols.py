@@ -18,6 +18,7 @@ from tokenward.server.model import (
     AuthorizationRequest,
     Client,
     Grant,
+    OidcContext,
     RefreshToken,
     Session,
     SigningKey,
@@ -56,7 +57,8 @@ class SessionStore(Protocol):
 class AuthorizationRequestStore(Protocol):
     async def save_authorization_request(self, request: AuthorizationRequest) -> None: ...
     async def get_authorization_request(self, request_id: str, now: int) -> AuthorizationRequest | None: ...
-    async def rebind_authorization_request(self, request_id: str, session_hash: bytes) -> None: ...
+    async def rebind_authorization_request(self, request_id: str, session_hash: bytes,
+                                           oidc: OidcContext | None = None) -> None: ...
     async def delete_authorization_request(self, request_id: str) -> bool:
         """Remove a pending request; True only for the one caller that removed it (it is answered once)."""
         ...

@@ -198,7 +198,7 @@ def create_app(settings: Settings) -> Starlette:
 
     routes = [
         Route("/", page_endpoint(pages.home)),
-        Route("/authorize", page_endpoint(pages.authorize)),
+        Route("/authorize", page_endpoint(pages.authorize), methods=["GET", "POST"]),
         Route("/login", page_endpoint(pages.login), methods=["GET", "POST"]),
         Route("/consent", page_endpoint(pages.consent), methods=["GET", "POST"]),
         Route("/token", oauth_endpoint(token), methods=ALL_METHODS),

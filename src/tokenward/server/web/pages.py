@@ -19,6 +19,7 @@ from tokenward.protocol.form import parse_form
 from tokenward.server.authorization_server import AuthorizationServer
 from tokenward.server.endpoints.authorization_flow import (
     ErrorPage,
+    FormPost,
     GoTo,
     Outcome,
     RedirectWithCode,
@@ -27,7 +28,7 @@ from tokenward.server.endpoints.authorization_flow import (
     ShowLogin,
 )
 from tokenward.server.web.http import read_body
-from tokenward.server.web.security import same_origin_post, session_hash_from, set_session_cookie
+from tokenward.server.web.security import PAGE_CSP, same_origin_post, session_hash_from, set_session_cookie
 
 templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 
@@ -72,7 +73,8 @@ def respond(request: Request, outcome: Outcome) -> Response:
                 set_session_cookie(response, server_of(request).settings, outcome.session_secret)
         case ShowLogin():
             response = render(request, "login.html", {"pending": outcome.pending, "client": outcome.client,
-                                                      "error": outcome.error}, outcome.status)
+                                                      "error": outcome.error, "login_hint": outcome.login_hint},
+                              outcome.status)
             retry_after = outcome.retry_after
         case ShowConsent():
             scopes = [(s, SCOPE_DESCRIPTIONS.get(s, s)) for s in outcome.scopes]
@@ -80,6 +82,11 @@ def respond(request: Request, outcome: Outcome) -> Response:
                                                         "scopes": scopes, "lasting": outcome.lasting})
         case RedirectWithCode() | RedirectWithError():
             response = see_other(outcome.location)
+        case FormPost():
+            # The form submits itself from a same-origin script file: no inline script, so the CSP stays
+            # strict (script-src 'self' only here); without scripts the user presses Continue.
+            response = render(request, "form_post.html", {"action": outcome.action, "fields": outcome.fields})
+            response.headers["Content-Security-Policy"] = PAGE_CSP + "; script-src 'self'"
     if retry_after is not None:
         response.headers["Retry-After"] = str(retry_after)
     return response
@@ -96,10 +103,18 @@ async def _form(request: Request) -> dict[str, str] | Response:
 
 
 async def authorize(request: Request) -> Response:
-    """GET /authorize (RFC 6749 §4.1.1)."""
+    """GET /authorize (RFC 6749 §4.1.1), and POST with the same parameters as a form body (OIDC Core
+    §3.1.2.1). A relying party's page posts it from its own origin, so no same-origin check here."""
     server = server_of(request)
+    if request.method == "POST":
+        try:
+            query = (await read_body(request, server.settings.max_body_bytes)).decode("utf-8")
+        except (InvalidRequestError, UnicodeDecodeError):
+            return error_page(request, "The authorization request is malformed.")
+    else:
+        query = request.url.query
     return respond(request, await server.authorization.start(
-        request.url.query, session_hash_from(request, server.settings), client_ip(request)))
+        query, session_hash_from(request, server.settings), client_ip(request)))
 
 
 async def login(request: Request) -> Response:

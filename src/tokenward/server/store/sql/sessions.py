@@ -22,7 +22,7 @@ INSERT_AUTHORIZATION_REQUEST = insert(t.authorization_requests)
 GET_AUTHORIZATION_REQUEST = select(t.authorization_requests).where(
     _requests.id == bindparam("p_id"), _requests.expires_at > bindparam("p_now"))
 REBIND_AUTHORIZATION_REQUEST = update(t.authorization_requests).where(_requests.id == bindparam("p_id")).values(
-    session_hash=bindparam("p_session_hash"))
+    session_hash=bindparam("p_session_hash"), oidc=bindparam("p_oidc"))
 DELETE_AUTHORIZATION_REQUEST = delete(t.authorization_requests).where(_requests.id == bindparam("p_id"))
 
 
@@ -73,8 +73,11 @@ class SqlAuthorizationRequests(SqlAggregate):
         row = await self._first(GET_AUTHORIZATION_REQUEST, {"p_id": request_id, "p_now": now})
         return _request(row) if row else None
 
-    async def rebind_authorization_request(self, request_id: str, session_hash: bytes) -> None:
-        await self._conn.execute(REBIND_AUTHORIZATION_REQUEST, {"p_id": request_id, "p_session_hash": session_hash})
+    async def rebind_authorization_request(self, request_id: str, session_hash: bytes,
+                                           oidc: OidcContext | None = None) -> None:
+        """Move the request to the session a sign-in created, with its context (now with ``auth_time``)."""
+        await self._conn.execute(REBIND_AUTHORIZATION_REQUEST, {
+            "p_id": request_id, "p_session_hash": session_hash, "p_oidc": oidc.to_json() if oidc else None})
 
     async def delete_authorization_request(self, request_id: str) -> bool:
         result = await self._conn.execute(DELETE_AUTHORIZATION_REQUEST, {"p_id": request_id})
