@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 
-from tokenward.protocol import pkce
+from tokenward.protocol.pkce import new_verifier, s256
 from tokenward.server import admin
 from tokenward.server.store.sql.store import SqlStore
 
@@ -130,7 +130,10 @@ class ServerProcess:
     def add_client(self, *, public: bool = False, redirect_uri: str | None = "https://app.example/cb",
                    grant_types: tuple[str, ...] = (), scope: str = "profile:read profile:write",
                    audiences: tuple[str, ...] = (), access_token_ttl: int | None = None,
-                   signing_alg: str | None = None, redirect_uris: tuple[str, ...] | None = None) -> ClientInfo:
+                   signing_alg: str | None = None, redirect_uris: tuple[str, ...] | None = None,
+                   **oidc: Any) -> ClientInfo:
+        """A client through admin.add_client; ``oidc`` passes its OpenID Connect options (id_token_signing_alg,
+        post_logout_redirect_uris, pkce_optional)."""
         uris = list(redirect_uris) if redirect_uris is not None else ([redirect_uri] if redirect_uri else [])
         if not grant_types:
             grant_types = ("authorization_code", "refresh_token") if public else (
@@ -138,7 +141,7 @@ class ServerProcess:
         created = self._run(lambda store: admin.add_client(
             store, f"test-{uuid.uuid4().hex[:8]}", public=public, redirect_uris=uris,
             grant_types=list(grant_types), scope=scope, audiences=list(audiences),
-            access_token_ttl=access_token_ttl, signing_alg=signing_alg))
+            access_token_ttl=access_token_ttl, signing_alg=signing_alg, **oidc))
         if created.client_secret:
             self.secrets_seen.append(created.client_secret)
         return ClientInfo(created.client.client_id, created.client_secret, uris[0] if uris else None, public)
@@ -191,13 +194,16 @@ def query_of(url: str) -> dict[str, str]:
 def authorize(server: ServerProcess, client: ClientInfo, username: str, *, password: str = PASSWORD,
               scope: str | None = "profile:read", state: str = "st-123", redirect_uri: str | None = None,
               browser: httpx2.Client | None = None, decision: str = "allow",
-              extra: dict[str, str] | None = None) -> Authorization:
-    """Drive /authorize → login → consent with a cookie-keeping HTTP client; returns the code."""
-    verifier = pkce.new_verifier()
+              extra: dict[str, str] | None = None, pkce: bool = True) -> Authorization:
+    """Drive /authorize → login → consent with a cookie-keeping HTTP client; returns the code.
+    ``pkce=False`` sends no code_challenge (for clients registered with --pkce-optional)."""
+    verifier = new_verifier()
     redirect_uri = redirect_uri or client.redirect_uri
     assert redirect_uri is not None
     params = {"response_type": "code", "client_id": client.client_id, "redirect_uri": redirect_uri,
-              "state": state, "code_challenge": pkce.s256(verifier), "code_challenge_method": "S256"}
+              "state": state}
+    if pkce:
+        params.update({"code_challenge": s256(verifier), "code_challenge_method": "S256"})
     if scope is not None:
         params["scope"] = scope
     params.update(extra or {})

@@ -74,8 +74,11 @@ async def _count(w: World, table: str) -> int:
         engine.dispose()
 
 
+ALL_SCOPES = "openid profile email profile:read offline_access"
+
+
 def client(client_id: str, redirect: str = WEB, grants: tuple[GrantType, ...] = (
-        GrantType.AUTHORIZATION_CODE, GrantType.REFRESH_TOKEN), scope: str = "openid profile email profile:read offline_access",
+        GrantType.AUTHORIZATION_CODE, GrantType.REFRESH_TOKEN), scope: str = ALL_SCOPES,
            public: bool = True, pkce_optional: bool = False) -> Client:
     return Client(client_id=client_id, name=client_id.title(), public=public, redirect_uris=(redirect,),
                   grant_types=grants, scope=Scope.parse(scope), audiences=(), created_at=0,

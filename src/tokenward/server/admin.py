@@ -37,6 +37,8 @@ class NewClient:
 async def add_client(
     store: Store, name: str, *, public: bool, redirect_uris: list[str], grant_types: list[str], scope: str,
     audiences: list[str], access_token_ttl: int | None, signing_alg: str | None,
+    id_token_signing_alg: str | None = None, post_logout_redirect_uris: list[str] | None = None,
+    pkce_optional: bool = False,
 ) -> NewClient:
     if not name.strip():
         raise AdminError("the client name must not be empty")
@@ -58,8 +60,16 @@ async def add_client(
         raise AdminError("the authorization_code grant needs at least one --redirect-uri")
     if access_token_ttl is not None and not 1 <= access_token_ttl <= 86400:
         raise AdminError("--access-token-ttl must be between 1 and 86400 seconds")
-    if signing_alg is not None and signing_alg not in {a.value for a in SigningAlg}:
-        raise AdminError(f"--signing-alg must be one of {', '.join(a.value for a in SigningAlg)}")
+    for option, alg in (("--signing-alg", signing_alg), ("--id-token-signing-alg", id_token_signing_alg)):
+        if alg is not None and alg not in {a.value for a in SigningAlg}:
+            raise AdminError(f"{option} must be one of {', '.join(a.value for a in SigningAlg)}")
+    if pkce_optional and public:  # RFC 9700 §2.1.1: PKCE is required for public clients
+        raise AdminError("--pkce-optional is for confidential clients only: a public client must use PKCE")
+    for uri in post_logout_redirect_uris or ():
+        try:
+            redirect_rules.validate_registration(uri)
+        except redirect_rules.RedirectUriError as exc:
+            raise AdminError(f"{exc}: {uri}") from None
     try:
         parsed_scope = Scope.parse(scope)
     except Exception:
@@ -69,7 +79,8 @@ async def add_client(
         client_id=new_client_id(), name=name.strip(), public=public, redirect_uris=tuple(redirect_uris),
         grant_types=types, scope=parsed_scope, audiences=tuple(audiences), created_at=int(time.time()),
         secret_hash=token_hash(secret) if secret else None, access_token_ttl=access_token_ttl,
-        signing_alg=signing_alg)
+        signing_alg=signing_alg, id_token_signing_alg=id_token_signing_alg,
+        post_logout_redirect_uris=tuple(post_logout_redirect_uris or ()), pkce_optional=pkce_optional)
     async with store.transaction(write=True) as tx:
         await tx.save_client(client)
     audit("client.created", client_id=client.client_id, reason="public" if public else "confidential")

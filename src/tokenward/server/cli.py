@@ -70,7 +70,8 @@ def client_to_dict(client: Client) -> dict[str, Any]:
         "scope": str(client.scope), "audiences": list(client.audiences),
         "access_token_ttl": client.access_token_ttl, "signing_alg": client.signing_alg,
         "token_endpoint_auth_method": "none" if client.public else "client_secret_basic",
-        "created_at": client.created_at,
+        "created_at": client.created_at, "id_token_signing_alg": client.id_token_signing_alg,
+        "post_logout_redirect_uris": list(client.post_logout_redirect_uris), "pkce_optional": client.pkce_optional,
     }
 
 
@@ -211,16 +212,26 @@ def clients() -> None:
 @click.option("--audience", "audiences", multiple=True, help="Allowed token audience (repeatable).")
 @click.option("--access-token-ttl", type=int, help="Access-token lifetime for this client, seconds.")
 @click.option("--signing-alg", type=click.Choice([a.value for a in SigningAlg]))
+@click.option("--id-token-signing-alg", type=click.Choice([a.value for a in SigningAlg]),
+              help="ID-token algorithm for this relying party (default RS256, OIDC Core §15.1).")
+@click.option("--post-logout-redirect-uri", "post_logout_redirect_uris", multiple=True,
+              help="Where RP-initiated logout may send the browser back (exact match; repeatable).")
+@click.option("--pkce-optional", is_flag=True,
+              help="Confidential clients only: accept code requests without code_challenge (many OIDC "
+                   "relying parties send none; the nonce then binds the code). PKCE stays recommended.")
 @db_option
 @json_option
 def clients_add(name: str, public: bool, redirect_uris: tuple[str, ...], grant_types: tuple[str, ...],
                 scope: str, audiences: tuple[str, ...], access_token_ttl: int | None, signing_alg: str | None,
+                id_token_signing_alg: str | None, post_logout_redirect_uris: tuple[str, ...], pkce_optional: bool,
                 db_url: str, as_json: bool) -> None:
     """Register a client; prints its client_id and (once) its client_secret."""
     from tokenward.server import admin
     created = run_with_store(db_url, lambda store: admin.add_client(
         store, name, public=public, redirect_uris=list(redirect_uris), grant_types=list(grant_types),
-        scope=scope, audiences=list(audiences), access_token_ttl=access_token_ttl, signing_alg=signing_alg))
+        scope=scope, audiences=list(audiences), access_token_ttl=access_token_ttl, signing_alg=signing_alg,
+        id_token_signing_alg=id_token_signing_alg, post_logout_redirect_uris=list(post_logout_redirect_uris),
+        pkce_optional=pkce_optional))
     data = client_to_dict(created.client)
     text = f"client_id: {created.client.client_id}"
     if created.client_secret is not None:

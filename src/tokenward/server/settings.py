@@ -48,6 +48,10 @@ class Settings:
     code_ttl: int = 60  # RFC 6749 §4.1.2 says at most 10 min; FAPI uses 60 s
     authorization_request_ttl: int = 900  # how long a user may take on the login and consent pages
     session_ttl: int = 8 * 3600  # login session at the authorization server
+    id_token_ttl: int = 3600  # OIDC Core §2 exp: how long a relying party may accept the ID token
+    # OIDC Core §15.1: every relying party supports RS256; a client may choose another (clients add
+    # --id-token-signing-alg). An RS256 key is always kept (signing_algs).
+    id_token_signing_alg: SigningAlg = SigningAlg.RS256
     # Refresh grace window (seconds): a retry of the previous refresh token this soon after its rotation
     # gets the same successor pair once (a response lost in transit). Public clients: 0, pure rotation.
     refresh_grace_public: int = 0
@@ -135,6 +139,7 @@ class Settings:
             "CODE_TTL": "code_ttl",
             "SESSION_TTL": "session_ttl",
             "AUTHORIZATION_REQUEST_TTL": "authorization_request_ttl",
+            "ID_TOKEN_TTL": "id_token_ttl",
             "REFRESH_GRACE_PUBLIC": "refresh_grace_public",
             "REFRESH_GRACE_CONFIDENTIAL": "refresh_grace_confidential",
             "KEY_PREPUBLISH_SECONDS": "key_prepublish_seconds",
@@ -173,6 +178,8 @@ class Settings:
             changes["db_url"] = env["TOKENWARD_DB"]
         if "TOKENWARD_SIGNING_ALG" in env:
             changes["signing_alg"] = SigningAlg(env["TOKENWARD_SIGNING_ALG"])
+        if "TOKENWARD_ID_TOKEN_SIGNING_ALG" in env:
+            changes["id_token_signing_alg"] = SigningAlg(env["TOKENWARD_ID_TOKEN_SIGNING_ALG"])
         if "TOKENWARD_KEY_CACHE_SECONDS" in env:
             changes["key_cache_seconds"] = float(env["TOKENWARD_KEY_CACHE_SECONDS"])
         if "TOKENWARD_CLIENT_CACHE_SECONDS" in env:

@@ -22,6 +22,7 @@ from tokenward.protocol.errors import (
     LoginRequiredError,
     OAuthError,
 )
+from tokenward.protocol.oidc import OFFLINE_ACCESS
 from tokenward.protocol.types import GrantType
 from tokenward.server.audit import audit
 from tokenward.server.crypto import token_hash
@@ -294,7 +295,10 @@ class AuthorizationFlow:
             if await self._consent_remembered(tx, pending, session.user_id):
                 return self._answer(pending, await issue_code(tx, self.settings, pending, session, now))
             client = await tx.get_client(pending.client_id)
-        lasting = client is not None and GrantType.REFRESH_TOKEN in client.grant_types
+        # A refresh token follows (grants/base.py gets_refresh_token): the refresh grant, and for an OpenID
+        # Connect request offline_access too (Core §11).
+        lasting = (client is not None and GrantType.REFRESH_TOKEN in client.grant_types
+                   and (not is_openid(pending) or OFFLINE_ACCESS in pending.scope))
         return ShowConsent(pending=pending, client=client, lasting=lasting,
                            scopes=tuple(s for s in sorted(pending.scope) if s not in NOT_LISTED))
 

@@ -6,6 +6,8 @@ revokes nothing (OAuth 2.1 §7.5.2); a valid replay revokes what the first redem
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from tokenward.protocol import pkce
 from tokenward.protocol.errors import InvalidGrantError, InvalidRequestError, InvalidTargetError, ReuseDetectedError
 from tokenward.protocol.types import GrantType
@@ -38,7 +40,10 @@ async def _redeem(ctx: GrantContext, tx: Transaction, client: Client, code_value
     resource = form.get("resource")
     if resource is not None and resource != code.audience:  # RFC 8707 §2
         raise InvalidTargetError("The resource was not part of the authorization request.")
-    pkce.verify(form.get("code_verifier"), code.code_challenge)
+    if code.code_challenge:
+        pkce.verify(form.get("code_verifier"), code.code_challenge)
+    elif "code_verifier" in form:  # RFC 9700 §2.1.1: no challenge was sent, so a verifier is a downgrade sign
+        raise InvalidGrantError("code_verifier was sent but the authorization request had no code_challenge.")
 
     grant_id = new_grant_id()
     if not await tx.consume_code(code.code_hash, grant_id, ctx.now):
@@ -48,8 +53,10 @@ async def _redeem(ctx: GrantContext, tx: Transaction, client: Client, code_value
         tx.keep_on_error()  # the revocation stays although this request fails (RFC 9700 §4.14.2)
         raise ReuseDetectedError("The authorization code has already been used.",
                                  debug=f"code replay; revoked grant {replayed.grant_id if replayed else None}")
+    context = code.oidc
     grant = Grant(id=grant_id, client_id=client.client_id, user_id=code.user_id, scope=code.scope,
                   audience=code.audience, created_at=ctx.now,
-                  expires_at=ctx.now + ctx.settings.refresh_token_ttl)
+                  expires_at=ctx.now + ctx.settings.refresh_token_ttl,
+                  oidc=replace(context, nonce=None) if context is not None else None)
     await tx.save_grant(grant)
-    return await issue_for_grant(ctx, tx, client, grant, code.scope)
+    return await issue_for_grant(ctx, tx, client, grant, code.scope, nonce=context.nonce if context else None)
