@@ -13,6 +13,9 @@ import pytest
 from tokenward.protocol import bearer, form
 from tokenward.protocol.errors import (
     AccessDeniedError,
+    AuthorizationPendingError,
+    DeviceAccessDeniedError,
+    ExpiredTokenError,
     InvalidClientError,
     InvalidGrantError,
     InvalidRequestError,
@@ -20,6 +23,7 @@ from tokenward.protocol.errors import (
     InvalidTargetError,
     MethodNotAllowedError,
     OAuthError,
+    PollTooFastError,
     RequestTimeoutError,
     RequestTooLargeError,
     ReuseDetectedError,
@@ -78,6 +82,10 @@ def make(cls: type[OAuthError], description: str = "") -> OAuthError:
     (RequestTooLargeError, "invalid_request", 413),
     (SlowDownError, "slow_down", 429),
     (OAuthError, "server_error", 400),
+    (AuthorizationPendingError, "authorization_pending", 400),  # RFC 8628 §3.5: all four are §5.2 errors
+    (PollTooFastError, "slow_down", 400),
+    (DeviceAccessDeniedError, "access_denied", 400),
+    (ExpiredTokenError, "expired_token", 400),
 ])
 def test_error_has_rfc_code_and_http_status_when_raised(cls: type[OAuthError], error: str, status: int) -> None:
     instance = make(cls)
@@ -89,7 +97,8 @@ def test_status_table_covers_every_error_class_when_new_classes_are_added() -> N
     tabled = {InvalidRequestError, InvalidClientError, InvalidGrantError, ReuseDetectedError, UnauthorizedClientError,
               UnsupportedGrantTypeError, UnsupportedResponseTypeError, InvalidScopeError, InvalidTargetError,
               form.DuplicateParameterError, AccessDeniedError, ServerError, TemporarilyUnavailableError,
-              MethodNotAllowedError, RequestTimeoutError, RequestTooLargeError, SlowDownError, OAuthError}
+              MethodNotAllowedError, RequestTimeoutError, RequestTooLargeError, SlowDownError, OAuthError,
+              AuthorizationPendingError, PollTooFastError, DeviceAccessDeniedError, ExpiredTokenError}
     assert set(ERROR_CLASSES) == tabled
 
 

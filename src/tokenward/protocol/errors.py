@@ -115,3 +115,28 @@ class SlowDownError(OAuthError):
     def __init__(self, description: str = "", *, retry_after: int, debug: str = "") -> None:
         super().__init__(description, debug=debug)
         self.retry_after = max(1, retry_after)
+
+
+class AuthorizationPendingError(OAuthError):
+    """RFC 8628 §3.5: the user has not yet approved or denied the device request; poll again later."""
+
+    error = "authorization_pending"
+
+
+class PollTooFastError(OAuthError):
+    """RFC 8628 §3.5 ``slow_down``: still pending, and the client polled before its interval had passed, which
+    grows by 5 s for this and every later poll. A 400 token error, unlike the 429 lock of ``SlowDownError``."""
+
+    error = "slow_down"
+
+
+class DeviceAccessDeniedError(AccessDeniedError):
+    """RFC 8628 §3.5 ``access_denied`` at the token endpoint: the user denied the device request (400, §5.2)."""
+
+    status = 400
+
+
+class ExpiredTokenError(OAuthError):
+    """RFC 8628 §3.5: the device code expired before it was redeemed; the device must start again."""
+
+    error = "expired_token"
