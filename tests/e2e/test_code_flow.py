@@ -129,7 +129,8 @@ def test_metadata_and_jwks_describe_the_server_when_fetched(server: ServerProces
     assert meta["code_challenge_methods_supported"] == ["S256"]
     assert meta["authorization_response_iss_parameter_supported"] is True
     assert meta["response_types_supported"] == ["code"]
-    assert set(meta["grant_types_supported"]) == {"authorization_code", "refresh_token", "client_credentials"}
+    assert set(meta["grant_types_supported"]) == {"authorization_code", "refresh_token", "client_credentials",
+                                                  "urn:ietf:params:oauth:grant-type:device_code"}
     assert set(meta["token_endpoint_auth_methods_supported"]) == {
         "client_secret_basic", "client_secret_post", "none"}
     keys = httpx2.get(meta["jwks_uri"]).json()["keys"]

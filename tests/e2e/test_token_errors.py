@@ -182,7 +182,7 @@ def test_token_request_is_invalid_request_when_grant_type_is_missing(
 
 
 @pytest.mark.parametrize("grant_type", [
-    "password", "implicit", "foo", "CLIENT_CREDENTIALS", "urn:ietf:params:oauth:grant-type:device_code",
+    "password", "implicit", "foo", "CLIENT_CREDENTIALS", "urn:ietf:params:oauth:grant-type:saml2-bearer",
     "urn:ietf:params:oauth:grant-type:jwt-bearer",
 ])
 def test_token_request_is_unsupported_grant_type_when_grant_type_is_unknown(

@@ -13,6 +13,11 @@ import pytest
 from tokenward.protocol import bearer, form
 from tokenward.protocol.errors import (
     AccessDeniedError,
+    AuthorizationPendingError,
+    ConsentRequiredError,
+    DeviceAccessDeniedError,
+    ExpiredTokenError,
+    InteractionRequiredError,
     InvalidClientError,
     InvalidGrantError,
     InvalidRequestError,
@@ -20,10 +25,14 @@ from tokenward.protocol.errors import (
     InvalidTargetError,
     MethodNotAllowedError,
     OAuthError,
+    PollTooFastError,
+    RequestNotSupportedError,
     RequestTimeoutError,
     RequestTooLargeError,
+    RequestUriNotSupportedError,
     ReuseDetectedError,
     ServerError,
+    SignInRequiredError,
     SlowDownError,
     TemporarilyUnavailableError,
     UnauthorizedClientError,
@@ -78,6 +87,15 @@ def make(cls: type[OAuthError], description: str = "") -> OAuthError:
     (RequestTooLargeError, "invalid_request", 413),
     (SlowDownError, "slow_down", 429),
     (OAuthError, "server_error", 400),
+    (AuthorizationPendingError, "authorization_pending", 400),  # RFC 8628 §3.5: all four are §5.2 errors
+    (PollTooFastError, "slow_down", 400),
+    (DeviceAccessDeniedError, "access_denied", 400),
+    (ExpiredTokenError, "expired_token", 400),
+    (SignInRequiredError, "login_required", 400),  # OIDC Core §3.1.2.6: redirected authorization errors
+    (ConsentRequiredError, "consent_required", 400),
+    (InteractionRequiredError, "interaction_required", 400),
+    (RequestNotSupportedError, "request_not_supported", 400),
+    (RequestUriNotSupportedError, "request_uri_not_supported", 400),
 ])
 def test_error_has_rfc_code_and_http_status_when_raised(cls: type[OAuthError], error: str, status: int) -> None:
     instance = make(cls)
@@ -89,7 +107,10 @@ def test_status_table_covers_every_error_class_when_new_classes_are_added() -> N
     tabled = {InvalidRequestError, InvalidClientError, InvalidGrantError, ReuseDetectedError, UnauthorizedClientError,
               UnsupportedGrantTypeError, UnsupportedResponseTypeError, InvalidScopeError, InvalidTargetError,
               form.DuplicateParameterError, AccessDeniedError, ServerError, TemporarilyUnavailableError,
-              MethodNotAllowedError, RequestTimeoutError, RequestTooLargeError, SlowDownError, OAuthError}
+              MethodNotAllowedError, RequestTimeoutError, RequestTooLargeError, SlowDownError, OAuthError,
+              AuthorizationPendingError, PollTooFastError, DeviceAccessDeniedError, ExpiredTokenError,
+              SignInRequiredError, ConsentRequiredError, InteractionRequiredError, RequestNotSupportedError,
+              RequestUriNotSupportedError}
     assert set(ERROR_CLASSES) == tabled
 
 

@@ -32,6 +32,7 @@ def test_metadata_publishes_jwks_uri_when_built() -> None:
     ("jwks_uri", "/jwks.json"),
     ("revocation_endpoint", "/revoke"),
     ("introspection_endpoint", "/introspect"),
+    ("device_authorization_endpoint", "/device_authorization"),
 ])
 @pytest.mark.parametrize("issuer", [ISSUER, "https://auth.example/tenant", "https://auth.example/"])
 def test_endpoint_urls_derive_from_issuer_when_built(field: str, path: str, issuer: str) -> None:
@@ -64,7 +65,7 @@ def test_grant_is_not_offered_when_removed_by_oauth_2_1(grant: str) -> None:
 def test_grant_types_are_exactly_the_supported_ones_when_built() -> None:
     assert metadata()["grant_types_supported"] == [g.value for g in GrantType]
     assert set(metadata()["grant_types_supported"]) == {
-        "authorization_code", "refresh_token", "client_credentials"}
+        "authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:device_code"}
 
 
 def test_auth_methods_are_wire_names_when_built() -> None:

@@ -175,13 +175,34 @@ def rows_0006() -> Rows:
     return rows
 
 
+DEVICE_PENDING = "tw_dc_seed-pending"
+DEVICE_APPROVED = "tw_dc_seed-approved"
+
+
+def rows_0007() -> Rows:
+    """0007: device authorization requests (RFC 8628), one waiting for the user and one approved."""
+    rows = dict(rows_0006())
+    base = {"client_id": "seed-public", "scope": "profile:read", "audience": "urn:tokenward:api",
+            "created_at": NOW - 30, "expires_at": NOW + 570, "interval": 5, "grant_id": None,
+            "ip": "192.0.2.7", "user_agent": "seed-tv/1.0"}
+    rows["device_authorizations"] = [
+        {**base, "device_code_hash": token_hash(DEVICE_PENDING), "user_code_hash": token_hash("BCDFGHJK"),
+         "last_poll_ms": (NOW - 10) * 1000, "status": "pending", "user_id": None, "decided_at": None,
+         "session_hash": None},
+        {**base, "device_code_hash": token_hash(DEVICE_APPROVED), "user_code_hash": token_hash("LMNPQRST"),
+         "interval": 10, "last_poll_ms": (NOW - 5) * 1000, "status": "approved", "user_id": ALICE,
+         "decided_at": NOW - 4, "session_hash": token_hash("tw_ss_seed")},
+    ]
+    return rows
+
+
 OIDC_REQUEST = '{"nonce":"n-0","prompt":["consent"],"max_age":60}'
 OIDC_CODE = json.dumps({"nonce": "n-0", "auth_time": NOW - 30, "sid": "sid-seed"}, separators=(",", ":"))
 
 
 def rows_0008() -> Rows:
     """0008: OpenID Connect: user claims, relying-party settings, and the authentication context."""
-    rows = dict(rows_0006())
+    rows = dict(rows_0007())
     rows["users"] = [{**u, "claims": '{"email":"alice@example.com","email_verified":true}', "updated_at": NOW - 60}
                      for u in rows["users"]]
     rows["clients"] = [{**c, "id_token_signing_alg": "ES256", "pkce_optional": not c["public"],
@@ -258,6 +279,19 @@ async def reads_0004(tx: Transaction) -> None:
     assert await tx.lockout_seconds(["client:seed-confidential", "ip:127.0.0.1"], NOW) == 600
 
 
+async def reads_0007(tx: Transaction) -> None:
+    await reads_0004(tx)
+    pending = await tx.get_device_authorization_by_user_code(token_hash("BCDFGHJK"))
+    assert pending is not None and pending.status == "pending" and pending.ip == "192.0.2.7"
+    assert pending.user_agent == "seed-tv/1.0" and pending.scope == Scope.parse("profile:read")
+    assert not await tx.accept_device_poll(token_hash(DEVICE_PENDING), NOW * 1000 - 6000, 0)  # 4 s after: early
+    assert await tx.slow_down_device(token_hash(DEVICE_PENDING), 5) == 10
+    approved = await tx.get_device_authorization(token_hash(DEVICE_APPROVED))
+    assert approved is not None and approved.user_id == ALICE and approved.interval == 10
+    assert await tx.redeem_device_authorization(token_hash(DEVICE_APPROVED), "grant-from-device", NOW)
+    assert not await tx.redeem_device_authorization(token_hash(DEVICE_APPROVED), "grant-again", NOW)
+
+
 async def reads_0008(tx: Transaction) -> None:
     await reads_0004(tx)
     user = await tx.get_user(ALICE)
@@ -294,6 +328,7 @@ SEEDS: dict[str, Seed] = {
     "0004": Seed(rows_0004, reads_0004, KEYED),
     "0005": Seed(rows_0004, reads_0004, KEYED),
     "0006": Seed(rows_0006, reads_0004),
+    "0007": Seed(rows_0007, reads_0007),
     "0008": Seed(rows_0008, reads_0008),
 }
 

@@ -42,6 +42,8 @@ def seed(engine: Engine, now: int) -> None:
     request = {"client_id": "c", "redirect_uri": "https://app.example/cb", "redirect_uri_explicit": True,
                "scope": "profile:read", "state": None, "code_challenge": "x" * 43, "audience": "urn:tokenward:api",
                "csrf_token": "csrf", "session_hash": h("s"), "created_at": now - HOUR}
+    device = {"client_id": "c", "scope": "profile:read", "audience": "urn:tokenward:api", "created_at": now - 600,
+              "interval": 5, "status": "pending", "ip": "192.0.2.1", "user_agent": "tv"}
     key = {"alg": "ES256", "public_jwk": "{}", "private_jwk_sealed": b"sealed", "created_at": now - 60 * DAY}
     rows: list[tuple[Table, list[dict[str, Any]]]] = [
         (t.clients, [{"client_id": "c", "name": "c", "public": False, "secret_hash": h("secret"),
@@ -100,6 +102,12 @@ def seed(engine: Engine, now: int) -> None:
             {"key": "kept-counting", "window_start": now - 60, "failures": 3, "locked_until": 0},
             {"key": "gone-stale", "window_start": now - 2 * DAY, "failures": 3, "locked_until": now - DAY},
         ]),
+        (t.device_authorizations, [
+            {**device, "device_code_hash": h("kept-live"), "user_code_hash": h("BCDFGHJK"), "expires_at": now + 60},
+            # approved and never collected, or redeemed: either way nobody can use it after its lifetime
+            {**device, "device_code_hash": h("gone-expired"), "user_code_hash": h("LMNPQRST"), "expires_at": now - 1,
+             "status": "approved", "user_id": "u", "decided_at": now - 300},
+        ]),
         (t.signing_keys, [
             {**key, "kid": "kept-active", "activates_at": now - 10 * DAY},
             {**key, "kid": "kept-retired-still-published", "activates_at": now - 40 * DAY,
@@ -135,7 +143,8 @@ def test_purge_cli_deletes_exactly_what_can_no_longer_be_used(db_url: str, tmp_p
         assert run.returncode == 0, run.stderr
         assert json.loads(run.stdout) == {
             "authorization_codes": 1, "authorization_requests": 1, "sessions": 1, "access_tokens": 2,
-            "refresh_tokens": 1, "grants": 2, "rate_limits": 1, "signing_keys": 1}
+            "refresh_tokens": 1, "grants": 2, "rate_limits": 1, "signing_keys": 1,
+            "device_authorizations": 1}
 
         assert names(engine, t.grants) == {"kept-live", "kept-revoked-recently", "kept-revoked-within-client-ttl"}
         assert names(engine, t.refresh_tokens) == {"kept-live", "kept-rotated-long-ago", "kept-rotated-just-now"}
@@ -145,6 +154,7 @@ def test_purge_cli_deletes_exactly_what_can_no_longer_be_used(db_url: str, tmp_p
         assert names(engine, t.authorization_requests) == {"kept-live"}
         assert names(engine, t.rate_limits) == {"kept-locked", "kept-counting"}
         assert names(engine, t.signing_keys) == {"kept-active", "kept-retired-still-published"}
+        assert names(engine, t.device_authorizations) == {"kept-live"}
         assert names(engine, t.clients) == {"c"} and names(engine, t.users) == {"u"}  # never purged
         with engine.connect() as conn:
             assert conn.execute(select(t.consents.c.scope)).scalars().all() == ["profile:read"]

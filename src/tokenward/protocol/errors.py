@@ -117,7 +117,7 @@ class SlowDownError(OAuthError):
         self.retry_after = max(1, retry_after)
 
 
-class LoginRequiredError(OAuthError):
+class SignInRequiredError(OAuthError):
     """``prompt=none`` and the user must sign in first (OIDC Core §3.1.2.6)."""
 
     error = "login_required"
@@ -145,3 +145,28 @@ class RequestUriNotSupportedError(OAuthError):
     """A ``request_uri`` was sent; none is accepted yet (OIDC Core §6, RFC 9126 once PAR exists)."""
 
     error = "request_uri_not_supported"
+
+
+class AuthorizationPendingError(OAuthError):
+    """RFC 8628 §3.5: the user has not yet approved or denied the device request; poll again later."""
+
+    error = "authorization_pending"
+
+
+class PollTooFastError(OAuthError):
+    """RFC 8628 §3.5 ``slow_down``: still pending, and the client polled before its interval had passed, which
+    grows by 5 s for this and every later poll. A 400 token error, unlike the 429 lock of ``SlowDownError``."""
+
+    error = "slow_down"
+
+
+class DeviceAccessDeniedError(AccessDeniedError):
+    """RFC 8628 §3.5 ``access_denied`` at the token endpoint: the user denied the device request (400, §5.2)."""
+
+    status = 400
+
+
+class ExpiredTokenError(OAuthError):
+    """RFC 8628 §3.5: the device code expired before it was redeemed; the device must start again."""
+
+    error = "expired_token"

@@ -16,6 +16,7 @@ def authorization_server_metadata(issuer: str, *, scopes: list[str], signing_alg
         "jwks_uri": f"{base}/jwks.json",
         "revocation_endpoint": f"{base}/revoke",
         "introspection_endpoint": f"{base}/introspect",
+        "device_authorization_endpoint": f"{base}/device_authorization",  # RFC 8628 §4
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": [g.value for g in GrantType],

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from tokenward.server.client_cache import ClientCache
 from tokenward.server.crypto import SecretBox, load_or_create_kek_file
 from tokenward.server.endpoints.authorization_flow import AuthorizationFlow
+from tokenward.server.endpoints.device_authorization import DeviceAuthorizationEndpoint
 from tokenward.server.endpoints.introspect import IntrospectionEndpoint
 from tokenward.server.endpoints.revoke import RevocationEndpoint
 from tokenward.server.endpoints.token import TokenEndpoint
@@ -32,6 +33,7 @@ class AuthorizationServer:
     token: TokenEndpoint
     revocation: RevocationEndpoint
     introspection: IntrospectionEndpoint
+    device_authorization: DeviceAuthorizationEndpoint
     limiter: RateLimiter
     authorization: AuthorizationFlow
 
@@ -51,7 +53,8 @@ class AuthorizationServer:
                    authorization=AuthorizationFlow(settings, store, limiter, keys),
                    token=TokenEndpoint(settings, store, keys, box, limiter, clients),
                    revocation=RevocationEndpoint(settings, store, keys, limiter, clients),
-                   introspection=IntrospectionEndpoint(settings, store, keys, limiter, clients))
+                   introspection=IntrospectionEndpoint(settings, store, keys, limiter, clients),
+                   device_authorization=DeviceAuthorizationEndpoint(settings, store, limiter, clients))
 
     async def close(self) -> None:
         await self.store.close()

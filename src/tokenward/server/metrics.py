@@ -24,6 +24,7 @@ from prometheus_client import (
 from tokenward.server.model import SigningKey
 
 ENDPOINTS = frozenset({"/token", "/revoke", "/introspect", "/authorize", "/login", "/consent", "/jwks.json",
+                       "/device_authorization", "/device",
                        "/.well-known/oauth-authorization-server"})
 
 REQUESTS = Counter("tokenward_http_requests_total", "HTTP requests by endpoint and status.",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from tokenward.protocol.scope import Scope
@@ -192,3 +193,39 @@ class OidcContext:
     def claims_request(self) -> dict[str, Any]:
         parsed: dict[str, Any] = json.loads(self.claims) if self.claims else {}
         return parsed
+
+
+class DeviceStatus(StrEnum):
+    """Where a device authorization stands (RFC 8628 §3.5): pending → approved | denied; approved → redeemed."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    DENIED = "denied"
+    REDEEMED = "redeemed"
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceAuthorization:
+    """A device authorization request (RFC 8628 §3.1-§3.2): both codes kept only as hashes.
+
+    ``interval`` is the poll interval of this device code: it grows by 5 s with every ``slow_down`` (§3.5).
+    ``last_poll_ms`` is the last *accepted* poll, in milliseconds (the interval check needs sub-second
+    precision). ``ip`` and ``user_agent`` are those of the device's request, shown on the consent page.
+    """
+
+    device_code_hash: bytes = field(repr=False)
+    user_code_hash: bytes = field(repr=False)
+    client_id: str
+    scope: Scope
+    audience: str
+    created_at: int
+    expires_at: int
+    interval: int
+    status: DeviceStatus = DeviceStatus.PENDING
+    last_poll_ms: int | None = None
+    user_id: str | None = None
+    decided_at: int | None = None
+    grant_id: str | None = None
+    session_hash: bytes | None = field(default=None, repr=False)  # the browser that entered the user code
+    ip: str | None = None
+    user_agent: str | None = None

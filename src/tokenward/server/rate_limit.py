@@ -66,6 +66,13 @@ class RateLimitPolicies:
     login_ip: RateLimitPolicy = RateLimitPolicy(30, 300, 30, 900)
     # Not failures: pending authorization requests created per IP (each is a stored row, issue #12 §2.6).
     authorize_ip: RateLimitPolicy = RateLimitPolicy(300, 60, 60, 600)
+    # Wrong user codes on the device verification page (RFC 8628 §5.1: a user code is only ~34.6 bits), per
+    # address group and per browser session; a correct code never clears them (a success is no reason to
+    # allow more guesses).
+    device_ip: RateLimitPolicy = RateLimitPolicy(10, 300, 60, 3600)
+    device_session: RateLimitPolicy = RateLimitPolicy(5, 300, 60, 3600)
+    # Not failures: device authorization requests created per address group (each is a stored row).
+    device_authorization_ip: RateLimitPolicy = RateLimitPolicy(120, 60, 60, 600)
 
 
 Keys = list[tuple[str, RateLimitPolicy]]
@@ -132,6 +139,18 @@ class RateLimiter:
         if group:
             keys.append((f"login-ip:{group}", self.policies.login_ip))
         return keys
+
+    def device_keys(self, ip: str | None, session_hash: bytes | None) -> Keys:
+        """Where a wrong user code counts: the address group and the browser session (RFC 8628 §5.1)."""
+        keys: Keys = []
+        if ip:
+            keys.append((f"device-ip:{address_group(ip)}", self.policies.device_ip))
+        if session_hash:
+            keys.append((f"device-session:{session_hash.hex()[:32]}", self.policies.device_session))
+        return keys
+
+    def device_authorization_keys(self, ip: str | None) -> Keys:
+        return [(f"device-authorization-ip:{address_group(ip)}", self.policies.device_authorization_ip)] if ip else []
 
     def authorize_keys(self, ip: str | None) -> Keys:
         return [(f"authorize-ip:{address_group(ip)}", self.policies.authorize_ip)] if ip else []

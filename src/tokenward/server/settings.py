@@ -52,6 +52,11 @@ class Settings:
     # OIDC Core §15.1: every relying party supports RS256; a client may choose another (clients add
     # --id-token-signing-alg). An RS256 key is always kept (signing_algs).
     id_token_signing_alg: SigningAlg = SigningAlg.RS256
+    # Device authorization grant (RFC 8628): how long a device code and its user code live (§3.2
+    # ``expires_in``; short, because a user code is only ~34.6 bits), and the poll interval it starts with
+    # (§3.2 ``interval``; each ``slow_down`` adds 5 s for that code).
+    device_code_ttl: int = 600
+    device_poll_interval: int = 5
     # Refresh grace window (seconds): a retry of the previous refresh token this soon after its rotation
     # gets the same successor pair once (a response lost in transit). Public clients: 0, pure rotation.
     refresh_grace_public: int = 0
@@ -138,6 +143,8 @@ class Settings:
             "REFRESH_TOKEN_TTL": "refresh_token_ttl",
             "CODE_TTL": "code_ttl",
             "SESSION_TTL": "session_ttl",
+            "DEVICE_CODE_TTL": "device_code_ttl",
+            "DEVICE_POLL_INTERVAL": "device_poll_interval",
             "AUTHORIZATION_REQUEST_TTL": "authorization_request_ttl",
             "ID_TOKEN_TTL": "id_token_ttl",
             "REFRESH_GRACE_PUBLIC": "refresh_grace_public",
@@ -164,7 +171,9 @@ class Settings:
         for var, attr in (("CLIENT", "client"), ("CLIENT_GLOBAL", "client_global"), ("CLIENT_IP", "client_ip"),
                           ("LOGIN_USER", "login_user"), ("LOGIN_USER_GLOBAL", "login_user_global"),
                           ("LOGIN_IP", "login_ip"),
-                          ("AUTHORIZE_IP", "authorize_ip")):
+                          ("AUTHORIZE_IP", "authorize_ip"), ("DEVICE_IP", "device_ip"),
+                          ("DEVICE_SESSION", "device_session"),
+                          ("DEVICE_AUTHORIZATION_IP", "device_authorization_ip")):
             if f"TOKENWARD_RATE_LIMIT_{var}" in env:
                 base = getattr(policies, attr)
                 policies = replace(policies, **{attr: RateLimitPolicy.parse(
@@ -210,6 +219,8 @@ class Settings:
             "TOKENWARD_ACCESS_TOKEN_TTL": str(self.access_token_ttl),
             "TOKENWARD_REFRESH_TOKEN_TTL": str(self.refresh_token_ttl),
             "TOKENWARD_CODE_TTL": str(self.code_ttl),
+            "TOKENWARD_DEVICE_CODE_TTL": str(self.device_code_ttl),
+            "TOKENWARD_DEVICE_POLL_INTERVAL": str(self.device_poll_interval),
             "TOKENWARD_SIGNING_ALG": self.signing_alg.value,
             "TOKENWARD_KEK_FILE": self.kek_file,
             "TOKENWARD_DEFAULT_AUDIENCE": self.default_audience,

@@ -19,8 +19,8 @@ from tokenward.protocol import redirect_uri as redirect_rules
 from tokenward.protocol.errors import (
     AccessDeniedError,
     ConsentRequiredError,
-    LoginRequiredError,
     OAuthError,
+    SignInRequiredError,
 )
 from tokenward.protocol.oidc import OFFLINE_ACCESS
 from tokenward.protocol.types import GrantType
@@ -227,7 +227,7 @@ class AuthorizationFlow:
         """``prompt=none`` (OIDC Core §3.1.2.1): answer at once or say why not; never show a page, never
         create a session. The pending request is stored and consumed in one write transaction."""
         if session is None or needs_authentication(pending, session, now) or session.user_id is None:
-            return self._refuse(pending, LoginRequiredError("The user is not signed in."))
+            return self._refuse(pending, SignInRequiredError("The user is not signed in."))
         if not await self._consent_remembered(tx, pending, session.user_id):
             return self._refuse(pending, ConsentRequiredError("The user has not consented to this request."))
         async with self.store.transaction(write=True) as wtx:

@@ -40,6 +40,14 @@ def check_grant_allowed(client: Client, grant_type: GrantType) -> None:
         raise UnauthorizedClientError("This client may not use this grant_type.")
 
 
+def require_client_id(authorization: str | None, form: dict[str, str]) -> None:
+    """RFC 8628 §3.4: ``client_id`` is REQUIRED when the client does not authenticate, so a device-code poll
+    that names no client at all is ``invalid_request`` rather than ``invalid_client``."""
+    if (form.get("grant_type") == GrantType.DEVICE_CODE and authorization is None
+            and "client_id" not in form):
+        raise InvalidRequestError("client_id is required.")
+
+
 class TokenEndpoint:
     """``POST /token``. Used by: the web adapter (web/app.py)."""
 
@@ -59,6 +67,7 @@ class TokenEndpoint:
         limited = await self.limiter.client_keys(self.clients, authorization, form, ip)
         async with self.limiter.counting_client_failures(limited):
             await self.limiter.check(limited)
+            require_client_id(authorization, form)
             client = await authenticate_request(self.clients, authorization, form)
             grant_type, exchange = select_grant(form)
             check_grant_allowed(client, grant_type)

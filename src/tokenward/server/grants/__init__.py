@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from tokenward.protocol.types import GrantType
-from tokenward.server.grants import authorization_code, client_credentials, refresh_token
+from tokenward.server.grants import authorization_code, client_credentials, device_code, refresh_token
 from tokenward.server.grants.base import GrantHandler
 
 GRANTS: dict[GrantType, GrantHandler] = {
     module.grant_type: module.exchange
-    for module in (authorization_code, refresh_token, client_credentials)
+    for module in (authorization_code, refresh_token, client_credentials, device_code)
 }

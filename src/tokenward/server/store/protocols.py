@@ -17,6 +17,7 @@ from tokenward.server.model import (
     AuthorizationCode,
     AuthorizationRequest,
     Client,
+    DeviceAuthorization,
     Grant,
     OidcContext,
     RefreshToken,
@@ -73,6 +74,40 @@ class CodeStore(Protocol):
     async def save_code(self, code: AuthorizationCode) -> None: ...
     async def get_code(self, code_hash: bytes) -> AuthorizationCode | None: ...
     async def consume_code(self, code_hash: bytes, grant_id: str, now: int) -> bool: ...
+
+
+class DeviceAuthorizationStore(Protocol):
+    """Device authorization requests (RFC 8628); every transition is single-winner like ``consume_code``."""
+
+    async def save_device_authorization(self, device: DeviceAuthorization, now: int) -> bool:
+        """Store a new request; False (nothing stored) when a live request already holds its user code, so
+        the caller draws another one. An expired request with the same user code is removed first."""
+        ...
+
+    async def get_device_authorization(self, device_code_hash: bytes) -> DeviceAuthorization | None: ...
+    async def get_device_authorization_by_user_code(self, user_code_hash: bytes) -> DeviceAuthorization | None: ...
+
+    async def accept_device_poll(self, device_code_hash: bytes, now_ms: int, slack_ms: int) -> bool:
+        """Record a poll of a pending request if its interval has passed since the last accepted poll (less
+        ``slack_ms``); False when it came too early or the request is not pending (RFC 8628 §3.5)."""
+        ...
+
+    async def slow_down_device(self, device_code_hash: bytes, step: int) -> int | None:
+        """Grow a pending request's interval by ``step`` seconds; returns the new interval."""
+        ...
+
+    async def bind_device_session(self, device_code_hash: bytes, session_hash: bytes) -> None:
+        """Remember the browser session that entered the user code (the next steps must come from it)."""
+        ...
+
+    async def decide_device_authorization(self, device_code_hash: bytes, *, approved: bool, user_id: str,
+                                          now: int) -> bool:
+        """Approve or deny a pending, unexpired request; True only for the one caller that decided it."""
+        ...
+
+    async def redeem_device_authorization(self, device_code_hash: bytes, grant_id: str, now: int) -> bool:
+        """Mark an approved, unexpired request redeemed; True for exactly one concurrent caller."""
+        ...
 
 
 class GrantStore(Protocol):
@@ -155,8 +190,9 @@ class MaintenanceStore(Protocol):
 
 
 class Transaction(
-    ClientStore, UserStore, SessionStore, AuthorizationRequestStore, ConsentStore, CodeStore, GrantStore,
-    RefreshTokenStore, AccessTokenStore, KeyStore, RateLimitStore, MaintenanceStore, Protocol,
+    ClientStore, UserStore, SessionStore, AuthorizationRequestStore, ConsentStore, CodeStore,
+    DeviceAuthorizationStore, GrantStore, RefreshTokenStore, AccessTokenStore, KeyStore, RateLimitStore,
+    MaintenanceStore, Protocol,
 ):
     """All aggregates, seen through one database transaction."""
 

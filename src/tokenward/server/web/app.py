@@ -87,6 +87,17 @@ async def introspect(request: Request) -> Response:
                                                            client_ip(request)))
 
 
+async def device_authorization(request: Request) -> Response:
+    """POST /device_authorization (RFC 8628 §3.1)."""
+    server = server_of(request)
+    if request.method != "POST":
+        raise MethodNotAllowedError("The device authorization endpoint only accepts POST.")
+    form = await to_form(request, server.settings.max_body_bytes)
+    result = await server.device_authorization.handle(request.headers.get("authorization"), form,
+                                                      client_ip(request), request.headers.get("user-agent"))
+    return json_response(result.to_wire())
+
+
 async def metadata(request: Request) -> Response:
     settings = server_of(request).settings
     scopes = sorted(set(pages.SCOPE_DESCRIPTIONS))
@@ -204,6 +215,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/token", oauth_endpoint(token), methods=ALL_METHODS),
         Route("/revoke", oauth_endpoint(revoke), methods=ALL_METHODS),
         Route("/introspect", oauth_endpoint(introspect), methods=ALL_METHODS),
+        Route("/device_authorization", oauth_endpoint(device_authorization), methods=ALL_METHODS),
         Route("/.well-known/oauth-authorization-server", oauth_endpoint(metadata)),
         Route("/jwks.json", oauth_endpoint(jwks)),
         Route("/openapi.json", oauth_endpoint(openapi)),

@@ -10,7 +10,7 @@ from typing import Any
 
 OAUTH_ERRORS = ["invalid_request", "invalid_client", "invalid_grant", "unauthorized_client",
                 "unsupported_grant_type", "invalid_scope", "invalid_target", "slow_down", "server_error",
-                "temporarily_unavailable"]
+                "temporarily_unavailable", "authorization_pending", "access_denied", "expired_token"]
 
 NO_STORE = {"Cache-Control": {"schema": {"type": "string", "const": "no-store"}, "required": True}}
 
@@ -54,7 +54,8 @@ def openapi_document(issuer: str) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "Tokenward authorization server", "version": "1.0",
-                 "description": "OAuth 2.1 authorization server (RFC 6749, 7009, 7636, 7662, 8414, 9068, 9207)."},
+                 "description": "OAuth 2.1 authorization server (RFC 6749, 7009, 7636, 7662, 8414, 8628, 9068, "
+                                "9207)."},
         "servers": [{"url": issuer}],
         "components": {
             "securitySchemes": {"clientSecretBasic": {"type": "http", "scheme": "basic"}},
@@ -66,6 +67,13 @@ def openapi_document(issuer: str) -> dict[str, Any]:
                                   "properties": {"access_token": STR, "token_type": {"const": "Bearer"},
                                                  "expires_in": {"type": "integer"}, "scope": STR,
                                                  "refresh_token": STR}},
+                "DeviceAuthorizationResponse": {
+                    "type": "object",
+                    "required": ["device_code", "user_code", "verification_uri", "expires_in", "interval"],
+                    "properties": {"device_code": STR,
+                                   "user_code": {"type": "string", "pattern": "^[A-Z]{4}-[A-Z]{4}$"},
+                                   "verification_uri": STR, "verification_uri_complete": STR,
+                                   "expires_in": {"type": "integer"}, "interval": {"type": "integer"}}},
                 "Introspection": {"type": "object", "required": ["active"], "properties": {
                     "active": {"type": "boolean"}, "scope": STR, "client_id": STR, "sub": STR,
                     "aud": {"type": ["string", "array"]}, "iss": STR, "exp": {"type": "integer"},
@@ -96,12 +104,21 @@ def openapi_document(issuer: str) -> dict[str, Any]:
             "/token": {"post": {
                 "summary": "Token endpoint (RFC 6749 §3.2)", "security": [{"clientSecretBasic": []}, {}],
                 "requestBody": _form({"grant_type": {"type": "string", "enum": [
-                    "authorization_code", "refresh_token", "client_credentials"]}, "code": STR, "redirect_uri": STR,
+                    "authorization_code", "refresh_token", "client_credentials",
+                    "urn:ietf:params:oauth:grant-type:device_code"]}, "code": STR, "redirect_uri": STR,
+                    "device_code": STR,
                     "code_verifier": STR, "refresh_token": STR, "scope": STR, "resource": STR,
                     **CLIENT_AUTH_FIELDS}, ["grant_type"]),
                 "responses": {"200": {"description": "Tokens (RFC 6749 §5.1)", "headers": NO_STORE, "content": {
                     "application/json": {"schema": {"$ref": "#/components/schemas/TokenResponse"}}}},
                     **ENDPOINT_ERRORS}}},
+            "/device_authorization": {"post": {
+                "summary": "Device authorization request (RFC 8628 §3.1)", "security": [{"clientSecretBasic": []}, {}],
+                "requestBody": _form({"scope": STR, "resource": STR, **CLIENT_AUTH_FIELDS}),
+                "responses": {"200": {"description": "Device and user codes (RFC 8628 §3.2)", "headers": NO_STORE,
+                                      "content": {"application/json": {"schema": {
+                                          "$ref": "#/components/schemas/DeviceAuthorizationResponse"}}}},
+                              **ENDPOINT_ERRORS}}},
             "/revoke": {"post": {
                 "summary": "Token revocation (RFC 7009)", "security": [{"clientSecretBasic": []}, {}],
                 "requestBody": _form({"token": STR, "token_type_hint": STR, **CLIENT_AUTH_FIELDS}, ["token"]),

@@ -103,6 +103,8 @@ class SqlGrants(SqlAggregate):
             t.authorization_codes.c.user_id == user_id, t.authorization_codes.c.consumed_at.is_(None)))
         await self._conn.execute(delete(t.authorization_requests).where(t.authorization_requests.c.session_hash.in_(
             select(t.sessions.c.id_hash).where(t.sessions.c.user_id == user_id))))
+        await self._conn.execute(delete(t.device_authorizations).where(  # approved, not yet collected
+            t.device_authorizations.c.user_id == user_id, t.device_authorizations.c.status == "approved"))
         await self._conn.execute(delete(t.sessions).where(t.sessions.c.user_id == user_id))
         return len(grants)
 

@@ -26,6 +26,10 @@ class SqlMaintenance(SqlAggregate):
         await run("authorization_codes", delete(t.authorization_codes).where(t.authorization_codes.c.expires_at < now))
         await run("authorization_requests",
                   delete(t.authorization_requests).where(t.authorization_requests.c.expires_at < now))
+        # A device request nobody can use any more: past its lifetime, whatever its state (a redeemed one's
+        # tokens live in their grant).
+        await run("device_authorizations", delete(t.device_authorizations).where(
+            t.device_authorizations.c.expires_at < now))
         await run("sessions", delete(t.sessions).where(t.sessions.c.expires_at < now))
         await run("access_tokens", delete(t.access_tokens).where(t.access_tokens.c.expires_at < now))
         await run("refresh_tokens", delete(t.refresh_tokens).where(t.refresh_tokens.c.expires_at < now))

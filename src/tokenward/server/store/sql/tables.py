@@ -158,6 +158,27 @@ rate_limits = Table(
     Index("ix_rate_limits_locked_until", "locked_until"),
 )
 
+device_authorizations = Table(
+    "device_authorizations", metadata,  # RFC 8628: one row per device authorization request
+    Column("device_code_hash", LargeBinary(32), primary_key=True),
+    Column("user_code_hash", LargeBinary(32), nullable=False, unique=True),  # unique while the row lives
+    Column("client_id", String(64), ForeignKey("clients.client_id", ondelete="CASCADE"), nullable=False),
+    Column("scope", Text, nullable=False),
+    Column("audience", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("interval", Integer, nullable=False),  # grows by 5 s with every slow_down (RFC 8628 §3.5)
+    Column("last_poll_ms", BigInteger),  # the last accepted poll, milliseconds
+    Column("status", String(16), nullable=False),  # pending, approved, denied, redeemed
+    Column("user_id", String(36), ForeignKey("users.id", ondelete="CASCADE")),
+    Column("decided_at", BigInteger),
+    Column("grant_id", String(36)),  # the grant its redemption created
+    Column("session_hash", LargeBinary(32)),  # the browser session that entered the user code
+    Column("ip", String(64)),  # of the device's request, shown on the consent page
+    Column("user_agent", String(512)),
+    Index("ix_device_authorizations_expires_at", "expires_at"),
+)
+
 signing_keys = Table(
     "signing_keys", metadata,
     Column("kid", String(64), primary_key=True),

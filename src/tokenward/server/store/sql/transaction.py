@@ -7,6 +7,7 @@ from tokenward.server.store.sql.base import Executor
 from tokenward.server.store.sql.clients import SqlClients
 from tokenward.server.store.sql.codes import SqlCodes
 from tokenward.server.store.sql.consents import SqlConsents
+from tokenward.server.store.sql.device_codes import SqlDeviceAuthorizations
 from tokenward.server.store.sql.grants import SqlGrants, SqlRefreshTokens
 from tokenward.server.store.sql.keys import SqlKeys
 from tokenward.server.store.sql.maintenance import SqlMaintenance
@@ -16,8 +17,9 @@ from tokenward.server.store.sql.users import SqlUsers
 
 
 class SqlTransaction(
-    SqlClients, SqlUsers, SqlSessions, SqlAuthorizationRequests, SqlConsents, SqlCodes, SqlGrants,
-    SqlRefreshTokens, SqlAccessTokens, SqlKeys, SqlRateLimits, SqlMaintenance,
+    SqlClients, SqlUsers, SqlSessions, SqlAuthorizationRequests, SqlConsents, SqlCodes,
+    SqlDeviceAuthorizations, SqlGrants, SqlRefreshTokens, SqlAccessTokens, SqlKeys, SqlRateLimits,
+    SqlMaintenance,
 ):
     """All storage operations on one connection inside one transaction (request paths run prebuilt statements)."""
 
