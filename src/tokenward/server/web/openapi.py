@@ -32,6 +32,16 @@ def _html(description: str) -> dict[str, Any]:
 
 
 STR = {"type": "string"}
+AUTHORIZE_PARAMETERS = ("response_type", "client_id", "redirect_uri", "scope", "state", "code_challenge",
+                        "code_challenge_method", "resource", "nonce", "prompt", "max_age", "login_hint",
+                        "id_token_hint", "claims", "response_mode", "display", "ui_locales", "claims_locales",
+                        "acr_values", "request", "request_uri")
+AUTHORIZE_RESPONSES = {
+    "200": _html("response_mode=form_post: a page that posts the response to the client"),
+    "303": {"description": "To the login or consent page, or the response (code or error) back to the client"},
+    "400": _html("Unknown client or redirect URI, or a malformed request: an error page, never a redirect"),
+    "429": _html("Too many authorization requests from this network"),
+    "503": _html("Database unavailable")}
 CLIENT_AUTH_FIELDS = {"client_id": STR, "client_secret": STR}
 ENDPOINT_ERRORS = {
     "400": _error("invalid_request, invalid_grant, invalid_scope, unsupported_grant_type, … (RFC 6749 §5.2)"),
@@ -83,13 +93,13 @@ def openapi_document(issuer: str) -> dict[str, Any]:
         "paths": {
             "/": {"get": {"summary": "Home page", "responses": {"200": _html("What is running")}}},
             "/authorize": {"get": {
-                "summary": "Authorization request (RFC 6749 §4.1.1, PKCE S256 required)",
-                "parameters": [{"name": n, "in": "query", "required": False, "schema": STR} for n in (
-                    "response_type", "client_id", "redirect_uri", "scope", "state", "code_challenge",
-                    "code_challenge_method", "resource")],
-                "responses": {"303": {"description": "To the login or consent page, or an error back to the client"},
-                              "400": _html("Unknown client or redirect URI: an error page, never a redirect"),
-                              "503": _html("Database unavailable")}}},
+                "summary": "Authorization request (RFC 6749 §4.1.1, PKCE S256 required; OIDC Core §3.1.2.1)",
+                "parameters": [{"name": n, "in": "query", "required": False, "schema": STR}
+                               for n in AUTHORIZE_PARAMETERS],
+                "responses": AUTHORIZE_RESPONSES},
+                "post": {"summary": "The same authorization request as a form body (OIDC Core §3.1.2.1)",
+                         "requestBody": _form({n: STR for n in AUTHORIZE_PARAMETERS}),
+                         "responses": AUTHORIZE_RESPONSES}},
             "/login": {
                 "get": {"summary": "Login page", "parameters": [{"name": "request", "in": "query", "schema": STR}],
                         "responses": PAGE_RESPONSES},
