@@ -12,7 +12,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test bench fuzz demo lint typecheck chromium keyring pgbouncer wrk clean lock
+.PHONY: run test bench fuzz demo lint typecheck chromium keyring pgbouncer wrk clean lock node-interop
 
 # The application's environment comes from the lock file alone: --require-hashes refuses anything unpinned or
 # altered, --no-deps anything the lock does not list; then tokenward itself, editable, built offline.
@@ -50,6 +50,15 @@ pgbouncer:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
 	    --no-install-recommends pgbouncer >/dev/null; }
 
+# The independent npm relying parties of tests/interop/node, exactly as package-lock.json pins them (npm ci
+# checks every package's integrity hash; no install scripts run).
+NODE_INTEROP := tests/interop/node
+$(NODE_INTEROP)/node_modules/.package-lock.json: $(NODE_INTEROP)/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "node and npm are required for the interop tests"; exit 1; }
+	npm ci --prefix $(NODE_INTEROP) --no-audit --no-fund --ignore-scripts --loglevel=error
+
+node-interop: $(NODE_INTEROP)/node_modules/.package-lock.json
+
 wrk:
 	@command -v wrk >/dev/null 2>&1 || { \
 	  echo "installing Debian wrk for the load benchmarks"; \
@@ -79,7 +88,7 @@ run: $(STAMP)
 	$(BIN)/tokenward serve --host $(HOST) --port $(PORT)
 
 ## test: lint, type-check and run every test suite (end-to-end, browser, interop)
-test: $(STAMP) chromium keyring pgbouncer lint typecheck
+test: $(STAMP) chromium keyring pgbouncer node-interop lint typecheck
 	$(BIN)/pytest --durations=15
 
 lint: $(STAMP)
