@@ -18,7 +18,7 @@ import httpx2
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.test_code_flow_chromium import browser, page, page_url, sign_in  # noqa: F401 - fixtures
+from tests.browser.test_code_flow_chromium import page_url, sign_in
 from tests.support import PASSWORD, ServerProcess
 
 pytestmark = pytest.mark.browser
@@ -87,7 +87,7 @@ def test_chromium_oidc_login_form_post_silent_login_and_logout(
             post_logout_redirect_uris=[rp.url("/bye")])).result()
         user = pool.submit(server.add_user).result()
 
-    def authorize(extra: dict[str, str]) -> tuple[str, str, str]:
+    def authorize(extra: dict[str, str]) -> tuple[str, str]:
         verifier = secrets.token_urlsafe(48)
         challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
         state = secrets.token_urlsafe(12)
@@ -95,9 +95,9 @@ def test_chromium_oidc_login_form_post_silent_login_and_logout(
                            "redirect_uri": rp.url("/cb"), "state": state, "nonce": "n-" + state,
                            "code_challenge": challenge, "code_challenge_method": "S256", **extra})
         page.goto(f"{server.base_url}/authorize?{query}")
-        return verifier, state, "n-" + state
+        return verifier, state
 
-    verifier, state, nonce = authorize({"response_mode": "form_post"})
+    verifier, state = authorize({"response_mode": "form_post"})
     expect(page).to_have_url(page_url(server, "login"))
     sign_in(page, user, PASSWORD)
     expect(page).to_have_url(page_url(server, "consent"))
@@ -110,7 +110,7 @@ def test_chromium_oidc_login_form_post_silent_login_and_logout(
         "client_id": client.client_id, "code_verifier": verifier}).json()
     id_token = tokens["id_token"]
 
-    verifier, state, nonce = authorize({"prompt": "none"})
+    verifier, state = authorize({"prompt": "none"})
     method, path, params = rp.next()
     assert (method, path) == ("GET", "/cb") and "code" in params and params["state"] == state  # silently
 
@@ -119,6 +119,6 @@ def test_chromium_oidc_login_form_post_silent_login_and_logout(
     method, path, params = rp.next()
     assert (method, path, params.get("state")) == ("GET", "/bye", "bye-1")
 
-    verifier, state, nonce = authorize({"prompt": "none"})
+    verifier, state = authorize({"prompt": "none"})
     method, path, params = rp.next()
     assert (path, params.get("error"), params.get("state")) == ("/cb", "login_required", state)
