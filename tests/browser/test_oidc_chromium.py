@@ -1,4 +1,5 @@
-"""One OpenID Connect login in a real headless Chromium (issue #13): sign in and consent with
+"""One OpenID Connect login in a real headless Chromium (issue #13), for a confidential relying party on
+localhost (the shape of a Grafana or oauth2-proxy in development): sign in and consent with
 response_mode=form_post (the page posts itself from /static/form_post.js under a strict CSP), a silent
 prompt=none afterwards, RP-initiated logout back to the registered URI, and prompt=none → login_required."""
 
@@ -49,8 +50,9 @@ def relying_party() -> Iterator[RelyingParty]:
         def _record(self, method: str, query: str) -> None:
             url = urlsplit(self.path)
             params = {k: v[0] for k, v in parse_qs(query, keep_blank_values=True).items()}
-            box[0].received.append((method, url.path, params))
-            box[0].event.set()
+            if url.path in ("/cb", "/bye"):  # not the browser's own /favicon.ico
+                box[0].received.append((method, url.path, params))
+                box[0].event.set()
             body = b"<!doctype html><title>RP</title><p>ok</p>"
             self.send_response(200)
             self.send_header("Content-Type", "text/html; charset=utf-8")
@@ -83,7 +85,7 @@ def test_chromium_oidc_login_form_post_silent_login_and_logout(
     rp = relying_party
     with ThreadPoolExecutor(1) as pool:  # the admin helpers use asyncio.run: not on Playwright's loop thread
         client = pool.submit(lambda: server.add_client(
-            public=True, redirect_uri=rp.url("/cb"), scope="openid profile",
+            public=False, redirect_uri=rp.url("/cb"), scope="openid profile",
             post_logout_redirect_uris=[rp.url("/bye")])).result()
         user = pool.submit(server.add_user).result()
 
@@ -107,7 +109,7 @@ def test_chromium_oidc_login_form_post_silent_login_and_logout(
     assert params["state"] == state and params["iss"] == server.base_url
     tokens = httpx2.post(server.base_url + "/token", data={
         "grant_type": "authorization_code", "code": params["code"], "redirect_uri": rp.url("/cb"),
-        "client_id": client.client_id, "code_verifier": verifier}).json()
+        "code_verifier": verifier}, auth=(client.client_id, client.client_secret or "")).json()
     id_token = tokens["id_token"]
 
     verifier, state = authorize({"prompt": "none"})

@@ -15,6 +15,7 @@ from tests.server.test_authorization_flow import (
     WEB,
     World,
     _count,
+    client,
     consent_page,
     query,
     redirect_params,
@@ -106,6 +107,19 @@ def test_prompt_none_never_applies_remembered_consent_to_a_native_redirect(db_ur
         refused = await w.flow.start(oidc(client_id="native", redirect=LOOPBACK, prompt="none"), session, None)
         assert isinstance(refused, RedirectWithError)
         assert redirect_params(refused.location)["error"] == "consent_required"
+
+    run(db_url, body)
+
+
+def test_a_confidential_client_on_a_loopback_redirect_keeps_remembered_consent(db_url: str) -> None:
+    async def body(w: World) -> None:
+        async with w.store.transaction(write=True) as tx:
+            await tx.save_client(client("local-rp", redirect=LOOPBACK, public=False))
+        q = oidc(client_id="local-rp", redirect=LOOPBACK)
+        session, request_id = await signed_in(w, q)
+        await allow(w, session, request_id)
+        silent = await w.flow.start(oidc(client_id="local-rp", redirect=LOOPBACK, prompt="none"), session, None)
+        assert isinstance(silent, RedirectWithCode)  # its secret proves the app at the token endpoint
 
     run(db_url, body)
 

@@ -177,10 +177,16 @@ class AuthorizationFlow:
         return self._answer(pending, error.to_wire(), error=True)
 
     async def _consent_remembered(self, tx: Transaction, pending: AuthorizationRequest, user_id: str) -> bool:
-        """Remembered consent applies unless the redirect is native (RFC 8252 §8.6) or the request asks to
-        be asked (``prompt=consent``, OIDC Core §3.1.2.1)."""
-        if native_redirect(pending.redirect_uri) or (pending.oidc and "consent" in pending.oidc.prompt):
+        """Remembered consent applies unless the request asks to be asked (``prompt=consent``, OIDC Core
+        §3.1.2.1), or a *public* client uses a native redirect: any app on the device can claim a loopback
+        port or a private-use scheme and then redeem the code (RFC 8252 §8.6). A confidential client's code is
+        useless without its secret, so its loopback redirect (a relying party on localhost) keeps it."""
+        if pending.oidc and "consent" in pending.oidc.prompt:
             return False
+        if native_redirect(pending.redirect_uri):
+            client = await tx.get_client(pending.client_id)
+            if client is None or client.public:
+                return False
         return await tx.has_consent(user_id, pending.client_id, pending.scope)
 
     async def start(self, query: str, session_hash: bytes | None, ip: str | None) -> Outcome:
