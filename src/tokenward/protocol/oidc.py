@@ -104,3 +104,46 @@ def release(user_claims: dict[str, Any], scopes: frozenset[str] | set[str], requ
         if claim not in out:
             out.pop(verified, None)
     return out
+
+
+# Claims a user record may not carry: ``sub`` is the stable opaque user id (§5.7), the rest are set by the
+# server per token (RFC 7519 §4.1, OIDC Core §2); ``updated_at`` is kept by the store on every change.
+RESERVED_USER_CLAIMS = ID_TOKEN_PROTOCOL_CLAIMS | {"nbf", "typ", "cnf", "client_id", "scope", "updated_at",
+                                                   "_claim_names", "_claim_sources"}
+MAX_USER_CLAIMS_BYTES = 4096
+MAX_CLAIM_NAME = 64
+_CLAIM_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.:#")
+
+
+def parse_claim_assignment(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` from the command line: the value as JSON when it parses (``true``, ``42``, an
+    ``address`` object), else the text itself, so ``--claim nickname=Al`` needs no quoting."""
+    name, sep, raw = text.partition("=")
+    if not sep or not name:
+        raise ValueError(f"expected KEY=VALUE, got {text.split('=')[0]!r}")
+    try:
+        value: Any = json.loads(raw)
+    except ValueError:
+        value = raw
+    return name, value
+
+
+def check_user_claims(claims: dict[str, Any]) -> None:
+    """Refuse what would let a stored claim impersonate a protocol claim or bloat every token and userinfo
+    answer: reserved names, odd names, values that are not JSON, more than 4 KiB in all."""
+    for name in claims:
+        if name in RESERVED_USER_CLAIMS:
+            raise ValueError(f"{name} is set by the server and cannot be stored as a user claim")
+        if not 0 < len(name) <= MAX_CLAIM_NAME or not set(name) <= _CLAIM_NAME_CHARS:
+            raise ValueError(f"claim names are 1-{MAX_CLAIM_NAME} characters of A-Z a-z 0-9 _ - . : #")
+    try:
+        size = len(json.dumps(claims, separators=(",", ":")).encode())
+    except (TypeError, ValueError):
+        raise ValueError("claim values must be JSON") from None
+    if size > MAX_USER_CLAIMS_BYTES:
+        raise ValueError(f"a user's claims may take at most {MAX_USER_CLAIMS_BYTES} bytes as JSON ({size})")
+    for flag in ("email_verified", "phone_number_verified"):
+        if flag in claims and not isinstance(claims[flag], bool):
+            raise ValueError(f"{flag} must be true or false")
+    if "address" in claims and not isinstance(claims["address"], dict):
+        raise ValueError("address must be a JSON object (OIDC Core §5.1.1)")

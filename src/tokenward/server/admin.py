@@ -6,8 +6,10 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 from tokenward.protocol import redirect_uri as redirect_rules
+from tokenward.protocol.oidc import check_user_claims
 from tokenward.protocol.scope import Scope
 from tokenward.protocol.types import GrantType, SigningAlg
 from tokenward.server.audit import audit
@@ -109,22 +111,64 @@ def new_client_id() -> str:
             return client_id
 
 
-async def add_user(store: Store, username: str, password: str) -> User:
-    """A new user; a name that differs from an existing one only by case or Unicode width is the same name."""
+def merge_claims(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``changes`` applied to ``current``: an empty string removes a claim (OIDC Core §5.3.2: a claim
+    without a value is omitted, so storing ``""`` would mean nothing); the result is validated."""
+    merged = dict(current)
+    for name, value in changes.items():
+        if value == "":
+            merged.pop(name, None)
+        else:
+            merged[name] = value
+    try:
+        check_user_claims(merged)
+    except ValueError as e:
+        raise AdminError(str(e)) from None
+    return merged
+
+
+async def add_user(store: Store, username: str, password: str, claims: dict[str, Any] | None = None) -> User:
+    """A new user; a name that differs from an existing one only by case or Unicode width is the same name.
+    ``claims`` are its OIDC Core §5.1 claims (released by scope or the claims request, oidc.release)."""
     try:
         check_new_username(username)
     except UsernameError as e:
         raise AdminError(str(e)) from None
     if len(password) < MIN_PASSWORD_LENGTH:
         raise AdminError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+    stored = merge_claims({}, claims or {})
+    now = int(time.time())
     user = User(id=str(uuid.uuid4()), username=username, password_hash=await hash_password_async(password),
-                created_at=int(time.time()))
+                created_at=now, claims=stored, updated_at=now if stored else None)
     async with store.transaction(write=True) as tx:
         existing = await tx.get_user_by_username(username)
         if existing is not None or not await tx.save_user(user):
             same = f" (as {existing.username})" if existing is not None and existing.username != username else ""
             raise AdminError(f"the user {username} already exists{same}")
     audit("user.created", sub=user.id)
+    return user
+
+
+async def update_user_claims(store: Store, username: str, changes: dict[str, Any]) -> User:
+    """Change a user's claims (``users update``); ``updated_at`` (§5.1) becomes now. Tokens already issued
+    keep what they carry; userinfo answers with the new values from the next call on."""
+    async with store.transaction(write=True) as tx:
+        user = await tx.get_user_by_username(username)
+        if user is None:
+            raise AdminError(f"no user named {username}")
+        merged = merge_claims(user.claims, changes)
+        now = int(time.time())
+        await tx.set_claims(user.id, merged, now)
+    audit("user.updated", sub=user.id, reason="claims: " + ",".join(sorted(changes)))
+    return User(id=user.id, username=user.username, created_at=user.created_at, password_hash=user.password_hash,
+                claims=merged, updated_at=now)
+
+
+async def get_user(store: Store, username: str) -> User:
+    async with store.transaction() as tx:
+        user = await tx.get_user_by_username(username)
+    if user is None:
+        raise AdminError(f"no user named {username}")
     return user
 
 

@@ -306,20 +306,97 @@ def users() -> None:
     """Manage the users who sign in at the authorization server."""
 
 
+def claim_options(f: Callable[..., None]) -> Callable[..., None]:
+    """The OIDC Core §5.1 claims a user carries; the named flags are shorthands for ``--claim``."""
+    for option in reversed((
+        click.option("--email", help="The email claim."),
+        click.option("--email-verified", is_flag=True, default=None, help="email_verified: true."),
+        click.option("--name", help="The name claim (full name)."),
+        click.option("--given-name", help="The given_name claim."),
+        click.option("--family-name", help="The family_name claim."),
+        click.option("--claim", "claim_args", multiple=True, metavar="KEY=VALUE",
+                     help="Any claim; VALUE as JSON when it parses (true, 42, an address object), else text; "
+                          "an empty VALUE removes the claim (repeatable)."),
+    )):
+        f = option(f)
+    return f
+
+
+def collect_claims(email: str | None, email_verified: bool | None, name: str | None, given_name: str | None,
+                   family_name: str | None, claim_args: tuple[str, ...]) -> dict[str, Any]:
+    from tokenward.protocol.oidc import parse_claim_assignment
+    claims: dict[str, Any] = {}
+    for text in claim_args:
+        try:
+            key, value = parse_claim_assignment(text)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--claim") from None
+        claims[key] = value
+    named = {"email": email, "email_verified": email_verified, "name": name, "given_name": given_name,
+             "family_name": family_name}
+    claims.update({k: v for k, v in named.items() if v is not None})
+    return claims
+
+
+def user_to_dict(user: Any) -> dict[str, Any]:
+    return {"id": user.id, "username": user.username, "created_at": user.created_at,
+            "claims": dict(user.claims), "updated_at": user.updated_at}
+
+
+def _user_text(user: Any) -> str:
+    lines = [f"{user.username}  (sub {user.id})", f"created     {_iso(user.created_at)}",
+             f"updated     {_iso(user.updated_at)}"]
+    lines += [f"{k:<11} {json.dumps(v)}" for k, v in sorted(user.claims.items())] or ["no claims"]
+    return "\n".join(lines)
+
+
 @users.command("add")
 @click.argument("username")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@claim_options
 @db_option
 @json_option
-def users_add(username: str, password_stdin: bool, db_url: str, as_json: bool) -> None:
-    """Add a user (password hashed with argon2id)."""
+def users_add(username: str, password_stdin: bool, email: str | None, email_verified: bool | None,
+              name: str | None, given_name: str | None, family_name: str | None, claim_args: tuple[str, ...],
+              db_url: str, as_json: bool) -> None:
+    """Add a user (password hashed with argon2id), optionally with OpenID Connect claims."""
     from tokenward.server import admin
+    claims = collect_claims(email, email_verified, name, given_name, family_name, claim_args)
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    user = run_with_store(db_url, lambda store: admin.add_user(store, username, password))
-    emit(as_json, {"id": user.id, "username": user.username}, f"added user {user.username} (sub {user.id})")
+    user = run_with_store(db_url, lambda store: admin.add_user(store, username, password, claims))
+    emit(as_json, {"id": user.id, "username": user.username, "claims": user.claims},
+         f"added user {user.username} (sub {user.id})")
+
+
+@users.command("update")
+@click.argument("username")
+@claim_options
+@db_option
+@json_option
+def users_update(username: str, email: str | None, email_verified: bool | None, name: str | None,
+                 given_name: str | None, family_name: str | None, claim_args: tuple[str, ...], db_url: str,
+                 as_json: bool) -> None:
+    """Change a user's OpenID Connect claims (the others stay); updated_at becomes now."""
+    from tokenward.server import admin
+    claims = collect_claims(email, email_verified, name, given_name, family_name, claim_args)
+    if not claims:
+        raise click.UsageError("nothing to change: give --email, --name, --claim KEY=VALUE, ...")
+    user = run_with_store(db_url, lambda store: admin.update_user_claims(store, username, claims))
+    emit(as_json, user_to_dict(user), _user_text(user))
+
+
+@users.command("show")
+@click.argument("username")
+@db_option
+@json_option
+def users_show(username: str, db_url: str, as_json: bool) -> None:
+    """Show a user and their claims."""
+    from tokenward.server import admin
+    user = run_with_store(db_url, lambda store: admin.get_user(store, username))
+    emit(as_json, user_to_dict(user), _user_text(user))
 
 
 @users.command("list")
