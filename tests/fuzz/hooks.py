@@ -13,7 +13,9 @@ import schemathesis
 
 RFC_ERRORS = {"invalid_request", "invalid_client", "invalid_grant", "unauthorized_client", "unsupported_grant_type",
               "invalid_scope", "invalid_target", "slow_down", "temporarily_unavailable", "access_denied",
-              "unsupported_response_type", "server_error"}
+              "unsupported_response_type", "server_error",
+              "invalid_token", "insufficient_scope",  # RFC 6750 §3.1, at userinfo
+              "unauthorized"}  # the body of a bare Bearer challenge (no credentials: RFC 6750 §3.1 sets no code)
 MARKERS = ("Traceback (most recent call last)", 'File "/', "sqlalchemy.exc", "psycopg.", "sqlite3.")
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tokenward.protocol.metadata import authorization_server_metadata
+from tokenward.protocol.metadata import authorization_server_metadata, openid_provider_metadata
 from tokenward.protocol.types import ClientAuthMethod, GrantType
 
 ISSUER = "https://auth.example"
@@ -54,7 +54,7 @@ def test_iss_parameter_is_advertised_when_built() -> None:
 
 def test_only_the_code_response_type_is_offered_when_built() -> None:
     assert metadata()["response_types_supported"] == ["code"]
-    assert metadata()["response_modes_supported"] == ["query"]
+    assert metadata()["response_modes_supported"] == ["query", "form_post"]  # OAuth 2.0 Form Post §2
 
 
 @pytest.mark.parametrize("grant", ["implicit", "password", "token"])
@@ -85,3 +85,43 @@ def test_scopes_and_algorithms_are_passed_through_when_built() -> None:
 def test_document_is_plain_json_when_serialised() -> None:
     doc = metadata()
     assert json.loads(json.dumps(doc)) == doc
+
+
+def provider(issuer: str = ISSUER) -> dict[str, Any]:
+    return openid_provider_metadata(issuer, scopes=["openid", "profile", "read"], signing_algs=["ES256", "RS256"],
+                                    id_token_signing_algs=["RS256", "ES256", "EdDSA"])
+
+
+@pytest.mark.parametrize("issuer", [ISSUER, "https://auth.example/tenant", "https://auth.example/"])
+def test_openid_document_repeats_every_rfc_8414_member_exactly_when_built(issuer: str) -> None:
+    oauth, oidc = authorization_server_metadata(issuer, scopes=["openid", "profile", "read"],
+                                                signing_algs=["ES256", "RS256"]), provider(issuer)
+    assert {k: oidc[k] for k in oauth} == oauth
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("userinfo_endpoint", f"{ISSUER}/userinfo"),
+    ("end_session_endpoint", f"{ISSUER}/end_session"),
+    ("subject_types_supported", ["public"]),
+    ("claims_parameter_supported", True),
+    ("request_parameter_supported", False),
+    ("request_uri_parameter_supported", False),
+    ("prompt_values_supported", ["none", "login", "consent", "select_account"]),
+    ("response_modes_supported", ["query", "form_post"]),
+])
+def test_openid_document_has_discovery_member_when_built(field: str, value: object) -> None:
+    assert provider()[field] == value
+
+
+def test_openid_document_offers_rs256_first_and_no_userinfo_signing_when_built() -> None:
+    doc = provider()
+    assert doc["id_token_signing_alg_values_supported"][0] == "RS256"  # Discovery §3: RS256 MUST be included
+    assert "userinfo_signing_alg_values_supported" not in doc  # userinfo answers plain JSON only
+
+
+def test_openid_document_lists_standard_and_id_token_claims_when_built() -> None:
+    claims = provider()["claims_supported"]
+    for name in ("sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "name", "email", "email_verified",
+                 "address", "phone_number", "preferred_username", "updated_at"):
+        assert name in claims
+    assert len(claims) == len(set(claims))

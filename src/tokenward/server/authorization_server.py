@@ -12,6 +12,7 @@ from tokenward.server.endpoints.device_authorization import DeviceAuthorizationE
 from tokenward.server.endpoints.introspect import IntrospectionEndpoint
 from tokenward.server.endpoints.revoke import RevocationEndpoint
 from tokenward.server.endpoints.token import TokenEndpoint
+from tokenward.server.endpoints.userinfo import UserinfoEndpoint
 from tokenward.server.keys import KeyRing, ensure_signing_keys
 from tokenward.server.rate_limit import RateLimiter
 from tokenward.server.settings import Settings
@@ -36,6 +37,7 @@ class AuthorizationServer:
     device_authorization: DeviceAuthorizationEndpoint
     limiter: RateLimiter
     authorization: AuthorizationFlow
+    userinfo: UserinfoEndpoint
 
     @classmethod
     async def open(cls, settings: Settings) -> AuthorizationServer:
@@ -54,7 +56,8 @@ class AuthorizationServer:
                    token=TokenEndpoint(settings, store, keys, box, limiter, clients),
                    revocation=RevocationEndpoint(settings, store, keys, limiter, clients),
                    introspection=IntrospectionEndpoint(settings, store, keys, limiter, clients),
-                   device_authorization=DeviceAuthorizationEndpoint(settings, store, limiter, clients))
+                   device_authorization=DeviceAuthorizationEndpoint(settings, store, limiter, clients),
+                   userinfo=UserinfoEndpoint(settings, store, keys, limiter, clients))
 
     async def close(self) -> None:
         await self.store.close()

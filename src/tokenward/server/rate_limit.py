@@ -155,6 +155,10 @@ class RateLimiter:
     def authorize_keys(self, ip: str | None) -> Keys:
         return [(f"authorize-ip:{address_group(ip)}", self.policies.authorize_ip)] if ip else []
 
+    def userinfo_keys(self, ip: str | None) -> Keys:
+        """Invalid bearer tokens at userinfo count per address, under the client-address policy."""
+        return [(f"userinfo-ip:{address_group(ip)}", self.policies.client_ip)] if ip else []
+
     async def retry_after(self, keys: Keys) -> int:
         """Seconds until the longest lock among ``keys`` ends (0: none is locked)."""
         if not self.enabled or not keys:

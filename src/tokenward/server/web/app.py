@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -18,21 +19,26 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tokenward.protocol.bearer import BearerError
 from tokenward.protocol.errors import (
     MethodNotAllowedError,
     OAuthError,
     ServerError,
     TemporarilyUnavailableError,
 )
-from tokenward.protocol.metadata import authorization_server_metadata
+from tokenward.protocol.form import is_form_content_type, parse_form
+from tokenward.protocol.metadata import authorization_server_metadata, openid_provider_metadata
+from tokenward.protocol.oidc import OIDC_SCOPES
 from tokenward.server.audit import bind_request, unbind_request
 from tokenward.server.authorization_server import AuthorizationServer
+from tokenward.server.endpoints.userinfo import userinfo_token
+from tokenward.server.id_token import ID_TOKEN_ALGS
 from tokenward.server.logs import configure_logging
 from tokenward.server.maintenance import maintenance_loop
 from tokenward.server.settings import Settings
 from tokenward.server.store.protocols import StoreUnavailableError
 from tokenward.server.web import pages
-from tokenward.server.web.http import error_response, json_response, to_form
+from tokenward.server.web.http import error_response, json_response, read_body, to_form
 from tokenward.server.web.openapi import openapi_document
 from tokenward.server.web.security import SecurityHeadersMiddleware
 
@@ -98,12 +104,48 @@ async def device_authorization(request: Request) -> Response:
     return json_response(result.to_wire())
 
 
+async def userinfo(request: Request) -> Response:
+    """GET/POST /userinfo (OIDC Core §5.3): JSON claims; token errors carry a Bearer challenge (RFC 6750 §3)."""
+    server = server_of(request)
+    if request.method not in ("GET", "POST"):
+        response = error_response(MethodNotAllowedError("The userinfo endpoint accepts GET and POST."),
+                                  realm=server.settings.issuer, request_id=request_id(request))
+        response.headers["Allow"] = "GET, POST"
+        return response
+    form_token = None
+    if request.method == "POST" and is_form_content_type(request.headers.get("content-type")):
+        form_token = parse_form(await read_body(request, server.settings.max_body_bytes)).get("access_token")
+    try:
+        token = userinfo_token(request.headers.getlist("authorization"), form_token,
+                               "access_token" in request.query_params)
+        return json_response(await server.userinfo.handle(token, client_ip(request)))
+    except BearerError as exc:
+        return json_response(exc.to_wire(), status=exc.status,
+                             headers={"WWW-Authenticate": exc.challenge(server.settings.issuer)})
+
+
+def provider_metadata(settings: Settings) -> dict[str, Any]:
+    """The one source of both discovery documents: the OpenID one, whose RFC 8414 members are exactly the
+    OAuth document (served without the OIDC-only members)."""
+    scopes = sorted(set(pages.SCOPE_DESCRIPTIONS) - set(OIDC_SCOPES))
+    return openid_provider_metadata(settings.issuer, scopes=[*OIDC_SCOPES, *scopes],
+                                    signing_algs=[a.value for a in settings.signing_algs],
+                                    id_token_signing_algs=list(ID_TOKEN_ALGS))
+
+
 async def metadata(request: Request) -> Response:
+    """GET /.well-known/oauth-authorization-server (RFC 8414 §3)."""
     settings = server_of(request).settings
-    scopes = sorted(set(pages.SCOPE_DESCRIPTIONS))
-    body = authorization_server_metadata(settings.issuer, scopes=scopes,
-                                         signing_algs=[a.value for a in settings.signing_algs])
-    return JSONResponse(body, headers={"Cache-Control": "public, max-age=300"})
+    body = provider_metadata(settings)
+    oauth = authorization_server_metadata(settings.issuer, scopes=[], signing_algs=[])
+    return JSONResponse({k: v for k, v in body.items() if k in oauth},
+                        headers={"Cache-Control": "public, max-age=300"})
+
+
+async def openid_configuration(request: Request) -> Response:
+    """GET /.well-known/openid-configuration (OIDC Discovery 1.0 §4)."""
+    return JSONResponse(provider_metadata(server_of(request).settings),
+                        headers={"Cache-Control": "public, max-age=300"})
 
 
 async def openapi(request: Request) -> Response:
@@ -216,7 +258,9 @@ def create_app(settings: Settings) -> Starlette:
         Route("/revoke", oauth_endpoint(revoke), methods=ALL_METHODS),
         Route("/introspect", oauth_endpoint(introspect), methods=ALL_METHODS),
         Route("/device_authorization", oauth_endpoint(device_authorization), methods=ALL_METHODS),
+        Route("/userinfo", oauth_endpoint(userinfo), methods=ALL_METHODS),
         Route("/.well-known/oauth-authorization-server", oauth_endpoint(metadata)),
+        Route("/.well-known/openid-configuration", oauth_endpoint(openid_configuration)),
         Route("/jwks.json", oauth_endpoint(jwks)),
         Route("/openapi.json", oauth_endpoint(openapi)),
         Mount("/static", StaticFiles(directory=str(Path(__file__).with_name("static"))), name="static"),

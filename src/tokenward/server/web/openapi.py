@@ -54,6 +54,29 @@ ENDPOINT_ERRORS = {
             "headers": {**NO_STORE, "Retry-After": {"schema": STR, "required": True}}},
     "503": _error("temporarily_unavailable: the database cannot be reached"),
 }
+BEARER_HEADERS = {**NO_STORE, "WWW-Authenticate": {"schema": {"type": "string", "pattern": "^Bearer "},
+                                                   "required": True}}
+
+
+def _bearer_error(description: str) -> dict[str, Any]:
+    return {"description": description, "headers": BEARER_HEADERS,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/BearerError"}}}}
+
+
+USERINFO_RESPONSES = {
+    "200": {"description": "The user's released claims (OIDC Core §5.3.2)", "headers": NO_STORE, "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/UserInfo"}}}},
+    "400": {**_bearer_error("invalid_request: the token sent twice or a malformed header (RFC 6750 §3.1)"),
+            "headers": NO_STORE},
+    "401": _bearer_error("No token (bare challenge) or invalid_token"),
+    "403": _bearer_error("insufficient_scope: the token's scope lacks openid"),
+    "405": _error("Only GET and POST are accepted"),
+    "408": _error("The body was not received within 10 s"),
+    "413": _error("The body is larger than the limit"),
+    "429": {**_error("slow_down: too many invalid tokens from this address"),
+            "headers": {**NO_STORE, "Retry-After": {"schema": STR, "required": True}}},
+    "503": _error("temporarily_unavailable: the database cannot be reached"),
+}
 PAGE_RESPONSES = {"200": _html("The page"), "303": {"description": "Next step, or back to the client"},
                   "400": _html("Error page"), "401": _html("Wrong username or password"),
                   "403": _html("Cross-site form or expired form"), "413": _error("Body too large"),
@@ -64,15 +87,21 @@ def openapi_document(issuer: str) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "Tokenward authorization server", "version": "1.0",
-                 "description": "OAuth 2.1 authorization server (RFC 6749, 7009, 7636, 7662, 8414, 8628, 9068, "
-                                "9207)."},
+                 "description": "OAuth 2.1 authorization server (RFC 6749, 6750, 7009, 7636, 7662, 8414, 8628, "
+                                "9068, 9207) and OpenID Provider (OIDC Core 1.0, Discovery 1.0)."},
         "servers": [{"url": issuer}],
         "components": {
-            "securitySchemes": {"clientSecretBasic": {"type": "http", "scheme": "basic"}},
+            "securitySchemes": {"clientSecretBasic": {"type": "http", "scheme": "basic"},
+                                "bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {
                 "OAuthError": {"type": "object", "required": ["error"], "properties": {
                     "error": {"type": "string", "enum": OAUTH_ERRORS},
                     "error_description": {"type": "string", "pattern": "^[\\x20-\\x21\\x23-\\x5B\\x5D-\\x7E]*$"}}},
+                "BearerError": {"type": "object", "required": ["error"], "properties": {
+                    "error": {"type": "string", "enum": ["invalid_request", "invalid_token", "insufficient_scope",
+                                                         "unauthorized"]},
+                    "error_description": {"type": "string", "pattern": "^[\\x20-\\x21\\x23-\\x5B\\x5D-\\x7E]*$"}}},
+                "UserInfo": {"type": "object", "required": ["sub"], "properties": {"sub": STR}},
                 "TokenResponse": {"type": "object", "required": ["access_token", "token_type", "expires_in"],
                                   "properties": {"access_token": STR, "token_type": {"const": "Bearer"},
                                                  "expires_in": {"type": "integer"}, "scope": STR,
@@ -140,6 +169,19 @@ def openapi_document(issuer: str) -> dict[str, Any]:
                 "responses": {"200": {"description": "Token state", "headers": NO_STORE, "content": {
                     "application/json": {"schema": {"$ref": "#/components/schemas/Introspection"}}}},
                     **ENDPOINT_ERRORS}}},
+            "/userinfo": {
+                "get": {"summary": "UserInfo (OIDC Core §5.3), bearer token in the header",
+                        "security": [{"bearer": []}, {}], "responses": USERINFO_RESPONSES},
+                "post": {"summary": "UserInfo (OIDC Core §5.3), token in the header or the form body (RFC 6750 §2.2)",
+                         "security": [{"bearer": []}, {}], "requestBody": {
+                             **_form({"access_token": STR}), "required": False},
+                         "responses": USERINFO_RESPONSES}},
+            "/.well-known/openid-configuration": {"get": {
+                "summary": "OpenID Provider metadata (OIDC Discovery 1.0 §4)",
+                "responses": {"200": {"description": "Metadata", "content": {"application/json": {
+                    "schema": {"type": "object", "required": [
+                        "issuer", "authorization_endpoint", "jwks_uri", "response_types_supported",
+                        "subject_types_supported", "id_token_signing_alg_values_supported"]}}}}}}},
             "/.well-known/oauth-authorization-server": {"get": {
                 "summary": "Server metadata (RFC 8414)",
                 "responses": {"200": {"description": "Metadata", "content": {"application/json": {
