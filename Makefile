@@ -12,7 +12,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test bench fuzz demo lint typecheck chromium keyring pgbouncer wrk clean lock
+.PHONY: run test bench fuzz demo lint typecheck chromium keyring pgbouncer wrk clean lock lock-upgrade
 
 # The application's environment comes from the lock file alone: --require-hashes refuses anything unpinned or
 # altered, --no-deps anything the lock does not list; then tokenward itself, editable, built offline.
@@ -24,12 +24,17 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(BIN)/python -m pip check
 	@touch $(STAMP)
 
-## lock: re-resolve requirements.lock from pyproject.toml's ranges (newest versions that fit, with hashes)
+## lock: re-resolve requirements.lock from pyproject.toml's ranges, keeping every existing pin that still fits
+## (a new dependency is added without upgrading the others); lock-upgrade: newest versions that fit
+UPGRADE ?=
 lock: $(STAMP)
 	$(BIN)/python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"]))' \
 	  | $(BIN)/uv pip compile pyproject.toml - --extra $(subst $(comma), --extra ,$(EXTRAS)) --universal \
-	    --python-version 3.11 --generate-hashes --index-url https://pypi.org/simple --upgrade -q --custom-compile-command "make lock" -o $(LOCK)
+	    --python-version 3.11 --generate-hashes --index-url https://pypi.org/simple $(UPGRADE) -q --custom-compile-command "make lock" -o $(LOCK)
 	@echo "$(LOCK) refreshed: review the diff, then make test"
+
+lock-upgrade:
+	$(MAKE) lock UPGRADE=--upgrade
 
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
