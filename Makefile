@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 LOCK := requirements.lock
-EXTRAS := server,postgres,fastapi,flask,requests,httpx,metrics,dev
+EXTRAS := server,postgres,fastapi,flask,requests,httpx,metrics,mcp,dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 HOST ?= 127.0.0.1
 PORT ?= 8000
@@ -75,6 +75,17 @@ soak: $(STAMP)
 demo: $(STAMP) chromium
 	$(BIN)/python scripts/demo.py
 
+## mcp-demo: a Tokenward server (./tokenward.db) and examples/mcp_server.py at http://127.0.0.1:8002/mcp trusting it
+MCP_PORT ?= 8002
+.PHONY: mcp-demo
+mcp-demo: $(STAMP)
+	@echo "Register an MCP client with this resource as its audience (dynamic registration comes later), e.g.:"
+	@echo "  $(BIN)/tokenward clients add my-agent --grant-type client_credentials --scope profile:read --audience http://$(HOST):$(MCP_PORT)/mcp"
+	@$(BIN)/tokenward serve --host $(HOST) --port $(PORT) & server=$$!; trap 'kill $$server' EXIT; \
+	  for i in $$(seq 150); do $(BIN)/python -c 'import sys, httpx2; sys.exit(httpx2.get(sys.argv[1], timeout=1).status_code != 200)' \
+	    http://$(HOST):$(PORT)/.well-known/oauth-authorization-server 2>/dev/null && break; sleep 0.2; done; \
+	  $(BIN)/python examples/mcp_server.py --issuer http://$(HOST):$(PORT) --host $(HOST) --port $(MCP_PORT)
+
 ## fuzz: schemathesis against a real server, 10,000 cases per operation, one process per operation and one per core at a time (FUZZ_EXAMPLES, FUZZ_JOBS to change)
 fuzz: $(STAMP)
 	$(BIN)/python scripts/fuzz.py
@@ -88,7 +99,7 @@ test: $(STAMP) chromium keyring pgbouncer lint typecheck
 	$(BIN)/pytest --durations=15
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff check src tests bench scripts examples
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
