@@ -7,12 +7,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 LOCK := requirements.lock
-EXTRAS := server,postgres,fastapi,flask,requests,httpx,metrics,dev
+EXTRAS := server,postgres,fastapi,flask,requests,httpx,metrics,mcp,dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test bench fuzz demo lint typecheck chromium keyring pgbouncer wrk clean lock node-interop
+.PHONY: run test bench fuzz demo lint typecheck chromium keyring pgbouncer wrk clean lock lock-upgrade node-interop
 
 # The application's environment comes from the lock file alone: --require-hashes refuses anything unpinned or
 # altered, --no-deps anything the lock does not list; then tokenward itself, editable, built offline.
@@ -24,12 +24,17 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(BIN)/python -m pip check
 	@touch $(STAMP)
 
-## lock: re-resolve requirements.lock from pyproject.toml's ranges (newest versions that fit, with hashes)
+## lock: re-resolve requirements.lock from pyproject.toml's ranges, keeping every existing pin that still fits
+## (a new dependency is added without upgrading the others); lock-upgrade: newest versions that fit
+UPGRADE ?=
 lock: $(STAMP)
 	$(BIN)/python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"]))' \
 	  | $(BIN)/uv pip compile pyproject.toml - --extra $(subst $(comma), --extra ,$(EXTRAS)) --universal \
-	    --python-version 3.11 --generate-hashes --index-url https://pypi.org/simple --upgrade -q --custom-compile-command "make lock" -o $(LOCK)
+	    --python-version 3.11 --generate-hashes --index-url https://pypi.org/simple $(UPGRADE) -q --custom-compile-command "make lock" -o $(LOCK)
 	@echo "$(LOCK) refreshed: review the diff, then make test"
+
+lock-upgrade:
+	$(MAKE) lock UPGRADE=--upgrade
 
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
@@ -79,6 +84,17 @@ soak: $(STAMP)
 demo: $(STAMP) chromium
 	$(BIN)/python scripts/demo.py
 
+## mcp-demo: a Tokenward server (./tokenward.db) and examples/mcp_server.py at http://127.0.0.1:8002/mcp trusting it
+MCP_PORT ?= 8002
+.PHONY: mcp-demo
+mcp-demo: $(STAMP)
+	@echo "Register an MCP client with this resource as its audience (dynamic registration comes later), e.g.:"
+	@echo "  $(BIN)/tokenward clients add my-agent --grant-type client_credentials --scope profile:read --audience http://$(HOST):$(MCP_PORT)/mcp"
+	@$(BIN)/tokenward serve --host $(HOST) --port $(PORT) & server=$$!; trap 'kill $$server' EXIT; \
+	  for i in $$(seq 150); do $(BIN)/python -c 'import sys, httpx2; sys.exit(httpx2.get(sys.argv[1], timeout=1).status_code != 200)' \
+	    http://$(HOST):$(PORT)/.well-known/oauth-authorization-server 2>/dev/null && break; sleep 0.2; done; \
+	  $(BIN)/python examples/mcp_server.py --issuer http://$(HOST):$(PORT) --host $(HOST) --port $(MCP_PORT)
+
 ## fuzz: schemathesis against a real server, 10,000 cases per operation, one process per operation and one per core at a time (FUZZ_EXAMPLES, FUZZ_JOBS to change)
 fuzz: $(STAMP)
 	$(BIN)/python scripts/fuzz.py
@@ -92,7 +108,7 @@ test: $(STAMP) chromium keyring pgbouncer node-interop lint typecheck
 	$(BIN)/pytest --durations=15
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff check src tests bench scripts examples
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -6,7 +6,8 @@
 Cells (req/s, p50, p99, server CPU per request) at 32 and 128 connections, BENCH_TOKEN_DURATION seconds each:
 - client credentials (JWT access token, client_secret_basic) — Tokenward, Authlib, node-oidc-provider;
 - refresh with rotation (public client, so no grace window; a fresh refresh token per request) — Tokenward, Authlib;
-- code exchange (authorization_code + PKCE S256, a fresh code per request) — Tokenward;
+- code exchange (authorization_code + PKCE S256, a fresh code per request) — Tokenward; the same with
+  ``openid offline_access`` added to the scope, so every response also carries an RS256 ID token;
 - introspection of an access token by a confidential client — Tokenward.
 
 Single-use tokens are made before each run and handed out by bench/lua/token_file.lua, each wrk thread
@@ -31,7 +32,7 @@ and 17 are printed at the end, each marked met or missed.
 Environment: BENCH_TOKEN_DURATION (seconds per cell, default 4: make bench stays under 10 minutes), BENCH_THREADS (wrk threads, default 2),
 BENCH_PG_URL (default postgresql://postgres@127.0.0.1:5432; the database tw_bench is created and dropped),
 BENCH_SKIP (comma-separated: authlib, node, floor, sqlite, postgresql, workers1, workers2, and Tokenward's
-workloads introspection, code, refresh), BENCH_CACHE,
+workloads introspection, code, openid, refresh), BENCH_CACHE,
 BENCH_KEEP=1 (keep the temporary folder with the server logs), BENCH_PROFILE=1 (py-spy samples the server during
 every Tokenward and floor cell; collapsed stacks in .bench-cache/profiles/, summarised by layer at the end, and the
 client-credentials cells side by side in µs per request — slows the figures), BENCH_RSS_REQUESTS (default 100000)
@@ -102,8 +103,10 @@ FLOOR = "floor (Starlette)"
 CC = "client credentials (JWT)"
 REFRESH = "refresh with rotation"
 CODE = "code exchange"
+CODE_OIDC = "code exchange + openid"  # issue 13: an ID token next to the access token, same request shape
 INTROSPECT = "introspection"
-WORKLOADS = (CC, REFRESH, CODE, INTROSPECT)
+WORKLOADS = (CC, REFRESH, CODE, CODE_OIDC, INTROSPECT)
+OIDC_SCOPE = "openid offline_access"  # prefixed to SCOPE: an OIDC request that still gets a refresh token
 TODAY_CODE_RPS = 516  # issue 17: code exchange on SQLite x1 measured 439-516 req/s before it; the goal is 2x
 
 T = TypeVar("T")
@@ -574,36 +577,42 @@ class TokenwardDb:
                                    "--scope", SCOPE, "--json"))
         public = json.loads(self.admin("clients", "add", "bench-public", "--public", "--redirect-uri", REDIRECT_URI,
                                        "--grant-type", "authorization_code", "--grant-type", "refresh_token",
-                                       "--scope", SCOPE, "--json"))
+                                       "--scope", f"{OIDC_SCOPE} {SCOPE}", "--json"))
         self.admin("users", "add", USERNAME, "--password-stdin", stdin=PASSWORD)
         self.cc_id, self.cc_secret, self.public_id = cc["client_id"], cc["client_secret"], public["client_id"]
 
-    def authorize_params(self, verifier: str) -> str:
+    def authorize_params(self, verifier: str, scope: str = SCOPE) -> str:
         return urlencode({"response_type": "code", "client_id": self.public_id, "redirect_uri": REDIRECT_URI,
-                          "scope": SCOPE, "state": "bench", "code_challenge": pkce.s256(verifier),
+                          "scope": scope, "state": "bench", "code_challenge": pkce.s256(verifier),
                           "code_challenge_method": "S256"})
 
     def login(self, base: str) -> str:
-        """Log in once through the real pages (and consent); returns the session cookie for later codes."""
+        """Log in once through the real pages (and consent to both scopes); returns the session cookie for
+        later codes."""
         with httpx2.Client(base_url=base, follow_redirects=False, timeout=30) as browser:
-            r = browser.get("/authorize?" + self.authorize_params(pkce.new_verifier()))
-            location = r.headers.get("location", "")
-            if location.startswith("/login"):
-                form = hidden_fields(browser.get(location).text)
-                r = browser.post("/login", data={**form, "username": USERNAME, "password": PASSWORD})
-                location = r.headers.get("location", "")
-            if location.startswith("/consent"):
-                page = browser.get(location)
-                if page.status_code == 200:
-                    page = browser.post("/consent", data={**hidden_fields(page.text), "decision": "allow"})
-                location = page.headers.get("location", "")
-            if "code=" not in location:
-                raise RuntimeError(f"login flow did not end with a code: {r.status_code} {location!r}")
+            self._sign_in_and_consent(browser, SCOPE)
+            self._sign_in_and_consent(browser, f"{OIDC_SCOPE} {SCOPE}")
             return "; ".join(f"{k}={v}" for k, v in browser.cookies.items())
 
-    async def _code(self, conn: RawHttp, _job: None = None) -> tuple[str, str]:
+    def _sign_in_and_consent(self, browser: httpx2.Client, scope: str) -> None:
+        r = browser.get("/authorize?" + self.authorize_params(pkce.new_verifier(), scope))
+        location = r.headers.get("location", "")
+        if location.startswith("/login"):
+            form = hidden_fields(browser.get(location).text)
+            r = browser.post("/login", data={**form, "username": USERNAME, "password": PASSWORD})
+            location = r.headers.get("location", "")
+        if location.startswith("/consent"):
+            page = browser.get(location)
+            if page.status_code == 200:
+                page = browser.post("/consent", data={**hidden_fields(page.text), "decision": "allow"})
+            location = page.headers.get("location", "")
+        if "code=" not in location:
+            raise RuntimeError(f"login flow did not end with a code: {r.status_code} {location!r}")
+
+    async def _code(self, conn: RawHttp, scope: str | None = None) -> tuple[str, str]:
         verifier = pkce.new_verifier()
-        status, headers, _ = await conn.request("GET", "/authorize?" + self.authorize_params(verifier))
+        status, headers, _ = await conn.request("GET", "/authorize?" + self.authorize_params(verifier,
+                                                                                            scope or SCOPE))
         if status != 303 or not headers.get("location", "").startswith("/consent"):
             raise RuntimeError(f"/authorize answered {status} {headers.get('location')!r}")
         status, headers, _ = await conn.request("GET", headers["location"])
@@ -629,9 +638,9 @@ class TokenwardDb:
         token: str = json.loads(body)["refresh_token"]
         return token
 
-    def codes(self, port: int, cookie: str, count: int) -> list[tuple[str, str]]:
+    def codes(self, port: int, cookie: str, count: int, scope: str = SCOPE) -> list[tuple[str, str]]:
         started = time.monotonic()
-        made = asyncio.run(_produce([None] * count, self._code, port, cookie))
+        made = asyncio.run(_produce([scope] * count, self._code, port, cookie))
         log(f"  made {count} codes over HTTP in {time.monotonic() - started:.1f} s")
         return made
 
@@ -652,7 +661,7 @@ def hidden_fields(html: str) -> dict[str, str]:
 
 
 def tokenward_workloads() -> list[str]:
-    skipped = {"introspection": INTROSPECT, "code": CODE, "refresh": REFRESH}
+    skipped = {"introspection": INTROSPECT, "code": CODE, "openid": CODE_OIDC, "refresh": REFRESH}
     return [w for w in WORKLOADS if w not in {skipped[k] for k in SKIP if k in skipped}]
 
 
@@ -708,6 +717,17 @@ def bench_tokenward(db: TokenwardDb, workers: int, work: Path) -> list[Cell]:
                 cells.extend(exchange)
                 captured = consuming_cells(exchange, files, url, codes, db.exchange_body("tw_ac_exhausted", "x" * 43),
                                            [], upper, server.pgid, capture="refresh_token")
+            if "openid" not in SKIP:
+                oidc_codes = Supply(lambda n: [db.exchange_body(code, verifier) for code, verifier
+                                               in db.codes(port, cookie, n, f"{OIDC_SCOPE} {SCOPE}")])
+                with_id = [cell(CODE_OIDC, conns) for conns in CONNECTIONS]
+                cells.extend(with_id)
+                pilot = httpx2.post(url, content=oidc_codes.take(1)[0],
+                                    headers={"Content-Type": "application/x-www-form-urlencoded"}).json()
+                if "id_token" not in pilot or "refresh_token" not in pilot:
+                    raise RuntimeError(f"the openid code exchange returned no ID token: {sorted(pilot)}")
+                consuming_cells(with_id, files, url, oidc_codes,
+                                db.exchange_body("tw_ac_exhausted", "x" * 43), [], upper, server.pgid)
             if "refresh" not in SKIP:
                 tokens = Supply(lambda n: [db.refresh_body(t) for t in db.refresh_tokens(port, cookie, n, codes)])
                 tokens.give_back([db.refresh_body(t) for t in captured])

@@ -7,6 +7,7 @@ the polling side only.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from typing import Any
 from urllib.parse import urlencode
@@ -81,6 +82,36 @@ def decide_in_store(server: ServerProcess, user_code: str, username: str, *, app
     asyncio.run(go())
 
 
+def page_fields(html: str) -> dict[str, str]:
+    """The hidden fields of the page's form (csrf_token, user_code)."""
+    return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', html))
+
+
+def decide_over_http(server: ServerProcess, user_code: str, username: str, *, password: str = PASSWORD,
+                     decision: str = "allow", browser: httpx2.Client | None = None,
+                     via_complete_uri: bool = True) -> httpx2.Response:
+    """Be the user at the verification page with a cookie-keeping HTTP client: open ``/device`` (with the code
+    pre-filled, as from ``verification_uri_complete``), submit the code, sign in if the browser is not signed
+    in yet, then choose ``decision``. Returns the last page (200 "Device signed in" / "Request denied")."""
+    own = browser is None
+    browser = browser or httpx2.Client(base_url=server.base_url, follow_redirects=False, verify=server.verify)
+    try:
+        page = browser.get("/device", params={"user_code": user_code} if via_complete_uri else None)
+        assert page.status_code == 200, page.text
+        fields = page_fields(page.text)
+        page = browser.post("/device", data={**fields, "user_code": user_code})
+        assert page.status_code == 200, page.text
+        if 'name="password"' in page.text:
+            page = browser.post("/device", data={**page_fields(page.text), "username": username,
+                                                 "password": password})
+            assert page.status_code == 200, page.text
+        assert 'name="decision"' in page.text, page.text
+        return browser.post("/device", data={**page_fields(page.text), "decision": decision})
+    finally:
+        if own:
+            browser.close()
+
+
 def device_row(server: ServerProcess, device_code: str) -> dict[str, Any]:
     """The request's row as the database holds it (status, interval, …)."""
     hashed = token_hash(device_code).hex()
@@ -93,5 +124,5 @@ def device_row(server: ServerProcess, device_code: str) -> dict[str, Any]:
             "user_agent": user_agent}
 
 
-__all__ = ["DEVICE_GRANT", "PASSWORD", "add_device_client", "decide_in_store", "device_authorization",
-           "device_row", "poll", "start"]
+__all__ = ["DEVICE_GRANT", "PASSWORD", "add_device_client", "decide_in_store", "decide_over_http",
+           "device_authorization", "device_row", "page_fields", "poll", "start"]

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import httpx2
 
+from tests.device import add_device_client, decide_over_http, page_fields
+from tests.device import start as start_device
 from tests.support import (
     PASSWORD,
     TOKENWARD,
@@ -112,7 +114,8 @@ def test_every_documented_audit_event_is_written_by_what_triggers_it(fresh_serve
     """Drive each documented event through the real server and the real CLI; each line names its event, and
     the server's carry the request id and IP."""
     server = fresh_server
-    server.start()
+    # rate limits on, with a device session locked at its 2nd wrong user code (device.code_guessing_locked)
+    server.start(env={"TOKENWARD_RATE_LIMITS": "on", "TOKENWARD_RATE_LIMIT_DEVICE_SESSION": "2/300/1"})
     db, kek = server.db_url, server.workdir / "tokenward.kek"
     seen: dict[str, list[dict[str, object]]] = {}
 
@@ -149,6 +152,17 @@ def test_every_documented_audit_event_is_written_by_what_triggers_it(fresh_serve
     server.token(client, {"grant_type": "refresh_token", "refresh_token": reused})
     server.token(client, {"grant_type": "refresh_token", "refresh_token": reused})  # grace retry (30 s)
     server.token(client, {"grant_type": "refresh_token", "refresh_token": reused})  # reuse
+
+    device_client = add_device_client(server)
+    device_user = server.add_user()
+    approved, denied_device = start_device(server, device_client), start_device(server, device_client)
+    decide_over_http(server, approved["user_code"], device_user)
+    decide_over_http(server, denied_device["user_code"], device_user, decision="deny")
+    with httpx2.Client(base_url=server.base_url, follow_redirects=False) as browser:
+        page = browser.get("/device")
+        guesses = [browser.post("/device", data={**page_fields(page.text), "user_code": "ZZZZ-ZZZZ"})
+                   for _ in range(2)]
+        assert [g.status_code for g in guesses] == [400, 429]
 
     grants = json.loads(record(cli("grants", "list", "--user", "audrey", "--json", db=db, kek=kek)))
     record(cli("grants", "revoke", str(grants[0]["id"]), db=db, kek=kek))

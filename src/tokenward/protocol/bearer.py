@@ -23,8 +23,11 @@ class BearerError(Exception):
         self.description = description
         self.scope = scope
 
-    def challenge(self, realm: str) -> str:
-        """The ``WWW-Authenticate`` value; descriptions are fixed strings, never input or tokens."""
+    def challenge(self, realm: str, resource_metadata: str | None = None) -> str:
+        """The ``WWW-Authenticate`` value; descriptions are fixed strings, never input or tokens.
+
+        ``resource_metadata`` is the URL of the resource's RFC 9728 metadata (§5.1): a client that was refused
+        learns there which authorization server to ask and for which resource."""
         parts = [f'realm="{_quote(realm)}"']
         if self.error is not None:
             parts.append(f'error="{self.error}"')
@@ -32,6 +35,8 @@ class BearerError(Exception):
                 parts.append(f'error_description="{_quote(self.description)}"')
         if self.scope:
             parts.append(f'scope="{_quote(self.scope)}"')
+        if resource_metadata:
+            parts.append(f'resource_metadata="{_quote(resource_metadata)}"')
         return "Bearer " + ", ".join(parts)
 
     def to_wire(self) -> dict[str, str]:

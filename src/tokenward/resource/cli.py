@@ -9,7 +9,9 @@ DEFAULT_AUDIENCE = "urn:tokenward:api"  # the server's default audience; FastAPI
 
 @click.command("demo-api")
 @click.option("--issuer", required=True, help="The issuer whose access tokens to trust (exact string).")
-@click.option("--audience", default=DEFAULT_AUDIENCE, show_default=True, help="The audience this API expects.")
+@click.option("--audience", default=DEFAULT_AUDIENCE, show_default=True,
+              help="The audience this API expects; its own URL (e.g. http://127.0.0.1:8001) makes it serve "
+                   "RFC 9728 metadata with that resource.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8001, show_default=True, type=click.IntRange(0, 65535))
 def demo_api(issuer: str, audience: str, host: str, port: int) -> None:
@@ -23,6 +25,8 @@ def demo_api(issuer: str, audience: str, host: str, port: int) -> None:
         app = create_demo_app(issuer, audience)
     except InsecureUrlError as error:  # an http issuer that is not loopback (issue #12 §2.13)
         raise click.BadParameter(str(error), param_hint="--issuer") from None
+    except ValueError as error:  # an audience URL that cannot be a resource identifier (RFC 9728 §1.2)
+        raise click.BadParameter(str(error), param_hint="--audience") from None
     click.echo(f"demo API on http://{host}:{port}/user/profile trusting {issuer} (aud {audience})", err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning",
                 server_header=False)

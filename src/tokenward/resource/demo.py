@@ -1,7 +1,8 @@
 """The seed's protected API: ``GET /user/profile`` needs ``profile:read``.
 
 It trusts whichever RFC 9068 issuer it is given (found through RFC 8414 metadata), so it is also the
-reference for protecting your own FastAPI app.
+reference for protecting your own FastAPI app. When its audience is its own URL (``--audience
+http://127.0.0.1:8001``), it serves its RFC 9728 metadata with that ``resource`` and names it in its challenges.
 """
 
 
@@ -10,17 +11,28 @@ from typing import Annotated, Any
 from fastapi import FastAPI
 
 from tokenward.resource.fastapi import TokenwardBearer
+from tokenward.resource.metadata import ResourceMetadata
 from tokenward.resource.principal import Principal
 from tokenward.resource.verifier import JwtVerifier
 
 DEFAULT_AUDIENCE = "urn:tokenward:api"
+SCOPES = ("profile:read",)
+
+
+def is_url(audience: str) -> bool:
+    return audience.startswith(("https://", "http://"))
 
 
 def create_demo_app(issuer: str, audience: str = DEFAULT_AUDIENCE) -> FastAPI:
     verifier = JwtVerifier(issuer=issuer, audience=audience)
-    guard = TokenwardBearer(verifier, realm="tokenward-demo")
+    # An audience that is a URL is this API's resource identifier (RFC 9728 §1.2); a URN cannot be one.
+    metadata = ResourceMetadata.for_verifier(verifier, scopes_supported=SCOPES, resource_name="Tokenward demo API"
+                                             ) if is_url(audience) else None
+    guard = TokenwardBearer(verifier, realm="tokenward-demo", resource_metadata=metadata)
     app = FastAPI(title="Tokenward demo API", version="1.0",
                   description=f"A protected API trusting access tokens from {issuer} for audience {audience}.")
+    if metadata is not None:
+        guard.serve_metadata(app)
 
     ProfileReader = Annotated[Principal, guard.require_scopes("profile:read")]
 

@@ -9,6 +9,7 @@ from tokenward.server.client_cache import ClientCache
 from tokenward.server.crypto import SecretBox, load_or_create_kek_file
 from tokenward.server.endpoints.authorization_flow import AuthorizationFlow
 from tokenward.server.endpoints.device_authorization import DeviceAuthorizationEndpoint
+from tokenward.server.endpoints.device_verification import DeviceVerification
 from tokenward.server.endpoints.introspect import IntrospectionEndpoint
 from tokenward.server.endpoints.revoke import RevocationEndpoint
 from tokenward.server.endpoints.token import TokenEndpoint
@@ -35,6 +36,7 @@ class AuthorizationServer:
     revocation: RevocationEndpoint
     introspection: IntrospectionEndpoint
     device_authorization: DeviceAuthorizationEndpoint
+    device_verification: DeviceVerification
     limiter: RateLimiter
     authorization: AuthorizationFlow
     userinfo: UserinfoEndpoint
@@ -57,7 +59,8 @@ class AuthorizationServer:
                    revocation=RevocationEndpoint(settings, store, keys, limiter, clients),
                    introspection=IntrospectionEndpoint(settings, store, keys, limiter, clients),
                    device_authorization=DeviceAuthorizationEndpoint(settings, store, limiter, clients),
-                   userinfo=UserinfoEndpoint(settings, store, keys, limiter, clients))
+                   userinfo=UserinfoEndpoint(settings, store, keys, limiter, clients),
+                   device_verification=DeviceVerification(settings, store, limiter))
 
     async def close(self) -> None:
         await self.store.close()

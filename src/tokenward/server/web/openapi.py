@@ -80,7 +80,8 @@ USERINFO_RESPONSES = {
 PAGE_RESPONSES = {"200": _html("The page"), "303": {"description": "Next step, or back to the client"},
                   "400": _html("Error page"), "401": _html("Wrong username or password"),
                   "403": _html("Cross-site form or expired form"), "413": _error("Body too large"),
-                  "429": _html("Too many failed sign-in attempts"), "503": _html("Database unavailable")}
+                  "429": _html("Too many failed sign-in attempts or wrong device codes"),
+                  "503": _html("Database unavailable")}
 
 
 def openapi_document(issuer: str) -> dict[str, Any]:
@@ -140,6 +141,13 @@ def openapi_document(issuer: str) -> dict[str, Any]:
                 "post": {"summary": "Allow or deny", "requestBody": _form({
                     "request": STR, "csrf_token": STR, "decision": {"type": "string", "enum": ["allow", "deny"]}}),
                     "responses": PAGE_RESPONSES}},
+            "/device": {
+                "get": {"summary": "Device verification page (RFC 8628 §3.3)",
+                        "parameters": [{"name": "user_code", "in": "query", "schema": STR}],
+                        "responses": PAGE_RESPONSES},
+                "post": {"summary": "Enter the user code, sign in, or allow/deny the device", "requestBody": _form({
+                    "csrf_token": STR, "user_code": STR, "username": STR, "password": STR,
+                    "decision": {"type": "string", "enum": ["allow", "deny"]}}), "responses": PAGE_RESPONSES}},
             "/token": {"post": {
                 "summary": "Token endpoint (RFC 6749 §3.2)", "security": [{"clientSecretBasic": []}, {}],
                 "requestBody": _form({"grant_type": {"type": "string", "enum": [
