@@ -259,7 +259,9 @@ def test_sdk_code_flow_provider_signs_in_through_tokenward_forms_and_refreshes(s
     first, second = anyio.run(go)
     assert landed["iss"] == server.base_url
     assert first["client_id"] == second["client_id"] == client.client_id
-    assert first["scopes"] == second["scopes"] == ["profile:read"]
+    # The SDK adds offline_access because the server's metadata lists it (MCP authorization, SEP-835);
+    # a client with the refresh grant may always ask for it.
+    assert first["scopes"] == second["scopes"] == ["offline_access", "profile:read"]
     assert first["subject"] == second["subject"] != client.client_id
     assert len(storage.history) == 2  # the code exchange, then one refresh
     initial, refreshed = storage.history

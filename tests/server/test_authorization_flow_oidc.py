@@ -22,6 +22,7 @@ from tests.server.test_authorization_flow import (
     run,
     signed_in,
 )
+from tokenward.protocol.types import GrantType
 from tokenward.server.crypto import token_hash
 from tokenward.server.endpoints.authorization_flow import (
     ErrorPage,
@@ -343,3 +344,18 @@ def test_claims_request_is_stored_compact_and_travels_to_the_code(db_url: str) -
     run(db_url, body)
 
 
+
+
+def test_offline_access_is_allowed_to_every_client_with_the_refresh_grant(db_url: str) -> None:
+    async def body(w: World) -> None:
+        async with w.store.transaction(write=True) as tx:
+            await tx.save_client(client("plain", scope="profile:read"))
+            await tx.save_client(client("coder-only", scope="profile:read",
+                                        grants=(GrantType.AUTHORIZATION_CODE,)))
+        asked = await w.flow.start(query(client_id="plain", scope="profile:read offline_access"), None, None)
+        assert isinstance(asked, GoTo)  # what the MCP SDK sends when the metadata lists offline_access
+        refused = await w.flow.start(query(client_id="coder-only", scope="profile:read offline_access"), None, None)
+        assert isinstance(refused, RedirectWithError)
+        assert redirect_params(refused.location)["error"] == "invalid_scope"
+
+    run(db_url, body)

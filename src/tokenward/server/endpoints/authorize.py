@@ -145,7 +145,7 @@ async def validate_authorization_request(
         else:
             challenge = pkce.validate_challenge(params.get("code_challenge"), params.get("code_challenge_method"))
         requested = Scope.parse(params.get("scope"))
-        if not requested <= client.scope:
+        if not requested <= allowed_scope(client):
             raise InvalidScopeError("The requested scope is not allowed for this client.")
         audience = select_audience(client, params.get("resource"), settings)
         context = OidcContext(response_mode=response_mode)
@@ -182,6 +182,15 @@ async def _oidc_context(params: dict[str, str], response_mode: str | None, setti
 
 def is_openid(request: AuthorizationRequest) -> bool:
     return oidc.OPENID in request.scope
+
+
+def allowed_scope(client: Client) -> frozenset[str]:
+    """What a client may ask for: its registered scope, plus ``offline_access`` when it may use the refresh
+    grant — the discovery documents advertise it, and clients such as the MCP SDK add it by themselves (OIDC
+    Core §11); for a plain OAuth request it changes nothing, the refresh grant already brings a refresh token."""
+    if GrantType.REFRESH_TOKEN in client.grant_types:
+        return client.scope | {oidc.OFFLINE_ACCESS}
+    return client.scope
 
 
 def _check_sizes(params: dict[str, str]) -> None:
