@@ -131,6 +131,7 @@ def test_every_documented_audit_event_is_written_by_what_triggers_it(fresh_serve
     secret = json.loads(record(cli("clients", "rotate-secret", client_id, "--json", db=db, kek=kek)))["client_secret"]
     client = ClientInfo(client_id, secret, "https://app.example/cb", public=False)
     record(cli("users", "add", "audrey", "--password-stdin", stdin=PASSWORD + "\n", db=db, kek=kek))
+    record(cli("users", "update", "audrey", "--email", "audrey@example.com", db=db, kek=kek))
 
     with httpx2.Client(base_url=server.base_url, follow_redirects=False) as browser:
         denied = authorize(server, client, "audrey", browser=browser, decision="deny")
