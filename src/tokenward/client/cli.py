@@ -1,4 +1,4 @@
-"""Client commands: ``login``, ``token``, ``call``, ``logout``.
+"""Client commands: ``login``, ``token``, ``call``, ``whoami``, ``logout``.
 
 Tokens live per issuer and client in the user's config directory (``$XDG_CONFIG_HOME/tokenward``), encrypted
 (``store.default_store``); the last login is remembered so ``token``/``call``/``logout`` need no options.
@@ -20,8 +20,9 @@ from rich.console import Console
 from tokenward.client.auth import BearerAuth, TokenManager
 from tokenward.client.discovery import ServerMetadata, discover
 from tokenward.client.errors import ClientError, LoginRequiredError
-from tokenward.client.flow import Token, token_request
+from tokenward.client.flow import HttpResponse, Token, token_request
 from tokenward.client.loopback import login
+from tokenward.client.oidc import end_session_url, is_openid, parse_userinfo, userinfo_request, who
 from tokenward.client.store import EncryptedFileTokenStore, atomic_write, config_dir, default_store
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -73,9 +74,9 @@ def _profile(issuer: str | None, client_id: str | None) -> Profile:
                                "(or pass both --issuer and --client-id)")
 
 
-def _metadata(profile: Profile) -> ServerMetadata:
+def _metadata(profile: Profile, *, openid: bool = False) -> ServerMetadata:
     with console.status(f"Reading {profile.issuer} metadata…"):
-        return discover(profile.issuer)
+        return discover(profile.issuer, openid=openid)
 
 
 def _on_refresh(new: Token, old: Token | None) -> None:
@@ -85,7 +86,8 @@ def _on_refresh(new: Token, old: Token | None) -> None:
 
 
 def _manager(profile: Profile, metadata: ServerMetadata) -> TokenManager:
-    return TokenManager(metadata.token_endpoint, profile.client_id, store=profile.store, on_refresh=_on_refresh)
+    return TokenManager(metadata.token_endpoint, profile.client_id, store=profile.store, on_refresh=_on_refresh,
+                        oidc=metadata)
 
 
 def _expires(token: Token) -> str:
@@ -117,7 +119,7 @@ def login_command(issuer: str, client_id: str, scopes: tuple[str, ...], no_brows
     scope = " ".join(" ".join(scopes).split()) or None
     profile = Profile(issuer, client_id, scope)
     try:
-        metadata = _metadata(profile)
+        metadata = _metadata(profile, openid=is_openid(scope))
 
         def show(url: str) -> None:
             if no_browser:
@@ -137,9 +139,12 @@ def login_command(issuer: str, client_id: str, scopes: tuple[str, ...], no_brows
     if as_json:
         click.echo(json.dumps({"issuer": issuer, "client_id": client_id, "scope": token.scope,
                                "expires_at": token.expires_at, "refresh_token": token.refresh_token is not None,
-                               "store": str(store.path)}))
+                               "store": str(store.path),
+                               **({"id_token_claims": dict(token.id_claims)} if token.id_claims else {})}))
     console.print(f"[green]✓[/] Signed in to {issuer} as client {client_id}; access token {_expires(token)}; "
                   f"tokens saved to {store.path}")
+    if token.id_claims:
+        console.print(f"[green]✓[/] Signed in as {who(token.id_claims)} (ID token verified)")
 
 
 def _open_browser(url: str) -> None:
@@ -195,15 +200,58 @@ def call_command(url: str, issuer: str | None, client_id: str | None, as_json: b
         raise click.ClickException(f"GET {url} answered {response.status_code}")
 
 
-@click.command("logout")
+@click.command("whoami")
 @issuer_option
 @client_option
 @json_option
-def logout_command(issuer: str | None, client_id: str | None, as_json: bool) -> None:
-    """Revoke the refresh token (RFC 7009, when the server has a revocation endpoint) and forget the tokens."""
+def whoami_command(issuer: str | None, client_id: str | None, as_json: bool) -> None:
+    """Show who is signed in: the verified ID-token claims merged with the provider's userinfo answer (OpenID
+    Connect Core §5.3), the access token renewed first if needed."""
+    profile = _profile(issuer, client_id)
+    try:
+        metadata = _metadata(profile, openid=True)
+        manager = _manager(profile, metadata)
+        token = manager.token()
+        claims: dict[str, Any] = dict(token.id_claims or {})
+        userinfo: dict[str, Any] | None = None
+        if metadata.userinfo_endpoint is not None and token.scope is not None and is_openid(token.scope):
+            request = userinfo_request(metadata.userinfo_endpoint, token.access_token)
+            reply = httpx2.get(request.url, headers=dict(request.headers), timeout=30)
+            userinfo = parse_userinfo(HttpResponse(reply.status_code, {k.lower(): v for k, v in reply.headers.items()},
+                                                   reply.content), claims.get("sub"))
+    except ClientError as exc:
+        raise _fail(exc, profile) from None
+    except httpx2.HTTPError as exc:
+        raise click.ClickException(f"the userinfo request failed: {type(exc).__name__}") from None
+    if not claims and userinfo is None:
+        raise click.ClickException("this login is not an OpenID Connect login (no openid scope): nothing to show")
+    merged = {**claims, **(userinfo or {})}
+    if as_json:
+        click.echo(json.dumps({"issuer": profile.issuer, "client_id": profile.client_id, "id_token": claims,
+                               "userinfo": userinfo, "claims": merged}))
+        return
+    for name, value in merged.items():
+        click.echo(f"{name}: {value if isinstance(value, str) else json.dumps(value)}")
+    if userinfo is None:
+        console.print("[yellow]![/] the provider has no userinfo endpoint: only the ID token's claims are shown")
+
+
+@click.command("logout")
+@issuer_option
+@client_option
+@click.option("--post-logout-redirect-uri", help="Where the provider sends the browser after its logout (must be "
+                                                 "registered for the client).")
+@click.option("--no-browser", is_flag=True, help="Print the provider's logout URL instead of opening it.")
+@json_option
+def logout_command(issuer: str | None, client_id: str | None, post_logout_redirect_uri: str | None,
+                   no_browser: bool, as_json: bool) -> None:
+    """Revoke the refresh token (RFC 7009, when the server has a revocation endpoint) and forget the tokens;
+    after an OpenID Connect login also end the provider's session through its end_session_endpoint
+    (RP-Initiated Logout 1.0)."""
     profile = _profile(issuer, client_id)
     store = profile.store
     revoked = False
+    end_session: str | None = None
     try:
         token = store.load()
     except ClientError as exc:
@@ -211,7 +259,12 @@ def logout_command(issuer: str | None, client_id: str | None, as_json: bool) -> 
         token = None
     if token is not None:
         try:
-            revoked = _revoke(profile, token)
+            metadata = _metadata(profile, openid=token.id_token is not None)
+            revoked = _revoke(profile, metadata, token)
+            if metadata.end_session_endpoint is not None and token.id_token is not None:
+                end_session = end_session_url(metadata.end_session_endpoint, client_id=profile.client_id,
+                                              id_token=token.id_token,
+                                              post_logout_redirect_uri=post_logout_redirect_uri)
         except (ClientError, httpx2.HTTPError) as exc:
             console.print(f"[yellow]![/] revocation failed ({type(exc).__name__}); forgetting the tokens anyway")
     store.clear()
@@ -220,15 +273,25 @@ def logout_command(issuer: str | None, client_id: str | None, as_json: bool) -> 
             data.get("current", {}).get("client_id") == profile.client_id:
         data.pop("current")
         _write_profiles(data)
+    opened = False
+    if end_session is not None and not no_browser:
+        import webbrowser
+
+        opened = bool(webbrowser.open(end_session))
     if as_json:
         click.echo(json.dumps({"issuer": profile.issuer, "client_id": profile.client_id, "revoked": revoked,
-                               "forgotten": True}))
+                               "forgotten": True,
+                               **({"end_session_url": end_session, "browser_opened": opened} if end_session else {})}))
+    elif end_session is not None and not opened:
+        click.echo(end_session)  # alone on its line: open it to end the provider's session
     console.print(f"[green]✓[/] Signed out of {profile.issuer}" + (" (tokens revoked)" if revoked else ""))
+    if end_session is not None:
+        console.print("Opened the provider's logout page in the browser" if opened else
+                      "To end the provider's session too, open the logout URL above in the browser")
 
 
-def _revoke(profile: Profile, token: Token) -> bool:
+def _revoke(profile: Profile, metadata: ServerMetadata, token: Token) -> bool:
     """Revoke the refresh token (which revokes its grant) or else the access token; False without an endpoint."""
-    metadata = _metadata(profile)
     if metadata.revocation_endpoint is None:
         return False
     value, hint = (token.refresh_token, "refresh_token") if token.refresh_token else \
@@ -243,5 +306,5 @@ def _revoke(profile: Profile, token: Token) -> bool:
 
 
 def register(cli: click.Group) -> None:
-    for command in (login_command, token_command, call_command, logout_command):
+    for command in (login_command, token_command, call_command, whoami_command, logout_command):
         cli.add_command(command)

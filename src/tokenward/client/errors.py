@@ -71,3 +71,19 @@ class LoginTimeoutError(AuthorizationError):
 
     def __init__(self, seconds: float) -> None:
         super().__init__("timeout", f"no authorization response within {seconds:g} s")
+
+
+class IdTokenError(ClientError):
+    """An ID token failed a check of OpenID Connect Core §3.1.3.7 (or §12.2 on refresh); nothing was stored.
+
+    ``reason`` names the check (``signature``, ``issuer``, ``audience``, ``azp``, ``expired``, ``iat``,
+    ``nonce``, ``at_hash``, ``refresh_mismatch``, ``malformed``, ``jwks``); the token itself is never shown.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(f"the ID token was refused ({reason}): {message}")
+
+
+class UserInfoError(ClientError):
+    """The userinfo endpoint refused the access token or answered something that is not its user's claims."""
