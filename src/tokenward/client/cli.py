@@ -16,6 +16,7 @@ from typing import Any
 import click
 import httpx2
 from rich.console import Console
+from rich.markup import escape
 
 from tokenward.client.auth import BearerAuth, TokenManager
 from tokenward.client.discovery import ServerMetadata, discover
@@ -144,7 +145,7 @@ def login_command(issuer: str, client_id: str, scopes: tuple[str, ...], no_brows
     console.print(f"[green]✓[/] Signed in to {issuer} as client {client_id}; access token {_expires(token)}; "
                   f"tokens saved to {store.path}")
     if token.id_claims:
-        console.print(f"[green]✓[/] Signed in as {who(token.id_claims)} (ID token verified)")
+        console.print(f"[green]✓[/] Signed in as {escape(who(token.id_claims))} (ID token verified)")
 
 
 def _open_browser(url: str) -> None:

@@ -23,7 +23,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from tokenward.client.discovery import ServerMetadata
-from tokenward.client.errors import IdTokenError, UserInfoError, server_text
+from tokenward.client.errors import _CONTROL, IdTokenError, UserInfoError, server_text
 from tokenward.client.flow import HttpRequest, HttpResponse
 
 ASYMMETRIC_ALGS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512",
@@ -187,10 +187,11 @@ def end_session_url(endpoint: str, *, client_id: str, id_token: str | None = Non
 
 
 def who(claims: Mapping[str, Any]) -> str:
-    """A one-line description of the signed-in user for status lines: sub and the friendly claims present."""
-    parts = [f"sub {server_text(claims.get('sub'), 80)}"]
+    """A one-line description of the signed-in user for status lines: sub and the friendly claims present
+    (verified claims, not secrets; control characters removed)."""
+    parts = [f"sub {_CONTROL.sub(' ', str(claims.get('sub')))[:200]}"]
     for name in ("preferred_username", "email", "name"):
         value = claims.get(name)
         if isinstance(value, str) and value:
-            parts.append(f"{name} {server_text(value, 80)}")
+            parts.append(f"{name} {_CONTROL.sub(' ', value)[:200]}")
     return ", ".join(parts)
