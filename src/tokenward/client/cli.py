@@ -8,6 +8,7 @@ Status lines go to stderr (rich); stdout carries only the result, so scripts can
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +20,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from tokenward.client.auth import BearerAuth, TokenManager
+from tokenward.client.device import DeviceAuthorization, Pending, poll_for_token, start_device_authorization
 from tokenward.client.discovery import ServerMetadata, discover
-from tokenward.client.errors import ClientError, LoginRequiredError
+from tokenward.client.errors import ClientError, DeviceFlowError, LoginRequiredError
 from tokenward.client.flow import HttpResponse, Token, token_request
 from tokenward.client.loopback import login
 from tokenward.client.oidc import end_session_url, is_openid, parse_userinfo, userinfo_request, who
@@ -107,38 +109,51 @@ def _fail(exc: ClientError, profile: Profile) -> click.ClickException:
 @click.command("login")
 @click.option("--issuer", required=True, help="The authorization server's issuer URL (exact string).")
 @click.option("--client-id", required=True, help="A public client registered with redirect URI "
-                                                 "http://127.0.0.1/callback.")
+                                                 "http://127.0.0.1/callback (or for the device grant).")
 @click.option("--scope", "scopes", multiple=True, help="Scope to request (repeatable or space-separated).")
+@click.option("--device", is_flag=True, help="Device authorization grant (RFC 8628): show a code to approve in a "
+                                             "browser on any other device, then wait.")
 @click.option("--no-browser", is_flag=True, help="Print the authorization URL alone on one stdout line and wait.")
 @click.option("--timeout", default=300, show_default=True, type=click.IntRange(1, 3600),
-              help="Seconds to wait for the browser.")
+              help="Seconds to wait for the browser (with --device: the server's expires_in).")
 @click.option("--port", default=0, type=click.IntRange(0, 65535), help="Loopback port (default: a free one).")
 @json_option
-def login_command(issuer: str, client_id: str, scopes: tuple[str, ...], no_browser: bool, timeout: int, port: int,
-                  as_json: bool) -> None:
-    """Sign in through the browser (authorization code + PKCE on a loopback redirect) and keep the tokens."""
+def login_command(issuer: str, client_id: str, scopes: tuple[str, ...], device: bool, no_browser: bool,
+                  timeout: int, port: int, as_json: bool) -> None:
+    """Sign in through the browser (authorization code + PKCE on a loopback redirect, or with --device a code
+    approved on another device) and keep the tokens."""
     scope = " ".join(" ".join(scopes).split()) or None
     profile = Profile(issuer, client_id, scope)
     try:
         metadata = _metadata(profile, openid=is_openid(scope))
+        if device:
+            token = _device_login(profile, metadata, as_json)
+        else:
+            def show(url: str) -> None:
+                if no_browser:
+                    click.echo(url)  # alone on its line, flushed: scripts and tests read it
+                    console.print("Open the URL above in a browser on this machine; waiting for the sign-in…")
+                else:
+                    console.print(f"Opening the browser; if it does not open, visit:\n{url}")
 
-        def show(url: str) -> None:
-            if no_browser:
-                click.echo(url)  # alone on its line, flushed: scripts and tests read it
-                console.print("Open the URL above in a browser on this machine; waiting for the sign-in…")
-            else:
-                console.print(f"Opening the browser; if it does not open, visit:\n{url}")
-
-        token = login(metadata, client_id, store=profile.store, scope=scope, timeout=timeout, port=port,
-                      on_url=show, open_browser=None if no_browser else _open_browser)
+            token = login(metadata, client_id, store=profile.store, scope=scope, timeout=timeout, port=port,
+                          on_url=show, open_browser=None if no_browser else _open_browser)
+    except DeviceFlowError as exc:
+        if as_json:
+            click.echo(json.dumps({"outcome": exc.error, "error": exc.error, "error_description": exc.description}))
+        raise click.ClickException(str(exc)) from None
     except ClientError as exc:
+        if as_json and device:
+            click.echo(json.dumps({"outcome": "error", "error": getattr(exc, "error", None) or "error",
+                                   "error_description": str(exc)}))
         raise _fail(exc, profile) from None
     data = _read_profiles()
     data["current"] = {"issuer": issuer, "client_id": client_id, "scope": token.scope or scope}
     _write_profiles(data)
     store = profile.store
     if as_json:
-        click.echo(json.dumps({"issuer": issuer, "client_id": client_id, "scope": token.scope,
+        outcome = {"outcome": "signed_in"} if device else {}
+        click.echo(json.dumps({**outcome, "issuer": issuer, "client_id": client_id, "scope": token.scope,
                                "expires_at": token.expires_at, "refresh_token": token.refresh_token is not None,
                                "store": str(store.path),
                                **({"id_token_claims": dict(token.id_claims)} if token.id_claims else {})}))
@@ -146,6 +161,50 @@ def login_command(issuer: str, client_id: str, scopes: tuple[str, ...], no_brows
                   f"tokens saved to {store.path}")
     if token.id_claims:
         console.print(f"[green]✓[/] Signed in as {escape(who(token.id_claims))} (ID token verified)")
+
+
+def _show_codes(device: DeviceAuthorization, as_json: bool) -> None:
+    """The codes on stdout (one JSON line with --json; never the device code), a QR code when it is a TTY."""
+    if as_json:
+        click.echo(json.dumps(device.public()))
+        return
+    click.echo(f"Open {device.verification_uri} in a browser and enter the code {device.user_code}")
+    if device.verification_uri_complete:
+        click.echo(f"or open {device.verification_uri_complete}")
+        if sys.stdout.isatty():
+            import segno
+
+            segno.make(device.verification_uri_complete, error="l").terminal(out=sys.stdout, compact=True)
+    console.print("[yellow]![/] Only approve it if you started this sign-in yourself, on this device.")
+
+
+def _device_login(profile: Profile, metadata: ServerMetadata, as_json: bool) -> Token:
+    """RFC 8628 with a spinner and a countdown on stderr; Ctrl-C stops the polling."""
+    device = start_device_authorization(metadata, profile.client_id, scope=profile.scope)
+    _show_codes(device, as_json)
+    with console.status("Waiting for the approval…") as status:
+        def label(extra: str = "") -> str:
+            left = max(0, int(device.expires_at - time.time()))
+            return f"Waiting for the approval of {device.user_code}… code valid {left // 60}:{left % 60:02d}{extra}"
+
+        def sleep(seconds: float) -> None:
+            end = time.monotonic() + seconds
+            while (left := end - time.monotonic()) > 0:
+                status.update(label())
+                time.sleep(min(0.5, left))
+
+        def polled(pending: Pending) -> None:
+            if pending.slow_down:
+                console.print(f"[yellow]![/] the server asked to slow down: polling every {pending.interval} s")
+
+        try:
+            return poll_for_token(metadata, profile.client_id, device, store=profile.store, scope=profile.scope,
+                                  sleep=sleep, on_poll=polled)
+        except KeyboardInterrupt:
+            if as_json:
+                click.echo(json.dumps({"outcome": "cancelled", "error": "cancelled"}))
+            console.print("[yellow]![/] cancelled: nothing was saved")
+            raise SystemExit(130) from None
 
 
 def _open_browser(url: str) -> None:

@@ -25,6 +25,7 @@ class ServerMetadata:
     token_endpoint: str
     authorization_endpoint: str | None = None
     revocation_endpoint: str | None = None
+    device_authorization_endpoint: str | None = None  # RFC 8628 §4
     jwks_uri: str | None = None
     iss_parameter_supported: bool = False
     userinfo_endpoint: str | None = None  # OpenID Connect Discovery 1.0 §3
@@ -94,6 +95,7 @@ def parse_metadata(issuer: str, document: object, *, allow_http: bool = False) -
         token_endpoint=_check_url("token_endpoint", document.get("token_endpoint"), allow_http=allow_http),
         authorization_endpoint=optional("authorization_endpoint"),
         revocation_endpoint=optional("revocation_endpoint"),
+        device_authorization_endpoint=optional("device_authorization_endpoint"),
         jwks_uri=optional("jwks_uri"),
         iss_parameter_supported=document.get("authorization_response_iss_parameter_supported") is True,
         userinfo_endpoint=optional("userinfo_endpoint"),

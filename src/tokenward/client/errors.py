@@ -87,3 +87,28 @@ class IdTokenError(ClientError):
 
 class UserInfoError(ClientError):
     """The userinfo endpoint refused the access token or answered something that is not its user's claims."""
+
+
+class DeviceFlowError(AuthorizationError):
+    """The device authorization grant (RFC 8628) ended without tokens; ``error`` is the server's code."""
+
+
+class DeviceAccessDeniedError(DeviceFlowError):
+    """The user denied the device's request (RFC 8628 §3.5 ``access_denied``)."""
+
+    def __init__(self, description: str = "") -> None:
+        super().__init__("access_denied", description or "the sign-in was denied on the verification page")
+
+
+class DeviceCodeExpiredError(DeviceFlowError):
+    """The device code expired before the user decided (``expired_token``, or ``expires_in`` elapsed)."""
+
+    def __init__(self, description: str = "") -> None:
+        super().__init__("expired_token", description or "the code expired before it was approved: start again")
+
+
+class DeviceFlowCancelledError(DeviceFlowError):
+    """Polling was stopped by the caller (``cancel`` set) before the user decided."""
+
+    def __init__(self) -> None:
+        super().__init__("cancelled", "the sign-in was cancelled on this device")
