@@ -23,6 +23,7 @@ from tests.support import TOKENWARD, ClientInfo, ServerProcess
 from tokenward.client import MemoryTokenStore, default_store, discover
 from tokenward.client.device import (
     DeviceAccessDeniedError,
+    DeviceAuthorization,
     DeviceFlowCancelledError,
     Pending,
     device_login_async,
@@ -222,3 +223,53 @@ def test_async_device_login_gets_tokens_and_raises_denied_after_deny(device_serv
     assert getattr(token, "access_token", None)
     with pytest.raises(DeviceAccessDeniedError):
         asyncio.run(go("deny"))
+
+
+def test_login_device_draws_a_qr_code_only_when_stdout_is_a_terminal(device_server: ServerProcess,
+                                                                       config_home: Path) -> None:
+    import pty
+
+    client = add_device_client(device_server)
+    issuer = device_server.metadata()["issuer"]
+    args = [TOKENWARD, "login", "--device", "--issuer", issuer, "--client-id", client.client_id]
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen(args, stdout=secondary, stderr=subprocess.DEVNULL, env=dict(os.environ))
+    os.close(secondary)
+    seen = b""
+    try:  # a pty raises EIO once the child has closed it: what was read so far is checked below
+        while seen.count(b"\n") < 12:
+            chunk = os.read(primary, 4096)
+            seen += chunk
+            if not chunk:
+                break
+    except OSError:
+        pass
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(10)
+        os.close(primary)
+    text = seen.decode()
+    assert "/device?user_code=" in text and any(block in text for block in "▀▄█"), text
+    piped = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=dict(os.environ))
+    assert piped.stdout is not None
+    lines = [piped.stdout.readline(), piped.stdout.readline()]
+    piped.send_signal(signal.SIGINT)
+    rest, _ = piped.communicate(timeout=10)
+    assert not any(block in "".join(lines) + rest for block in "▀▄█"), lines
+
+
+def test_confidential_client_signs_in_with_device_login_and_basic_auth(device_server: ServerProcess) -> None:
+    from tokenward.client import ClientConfig
+    from tokenward.client.device import device_login
+
+    client = add_device_client(device_server, public=False)
+    user = device_server.add_user()
+    assert client.client_secret
+    store = MemoryTokenStore()
+
+    def approve(device: DeviceAuthorization) -> None:
+        decide_over_http(device_server, device.user_code, user)
+
+    token = device_login(metadata_of(device_server), ClientConfig(client.client_id, client.client_secret),
+                         store=store, scope="profile:read", on_codes=approve)
+    assert store.load() == token and token.scope == "profile:read"
