@@ -64,6 +64,16 @@ $(NODE_INTEROP)/node_modules/.package-lock.json: $(NODE_INTEROP)/package-lock.js
 
 node-interop: $(NODE_INTEROP)/node_modules/.package-lock.json
 
+# node-oidc-provider (npm), the independent OpenID provider of tests/interop/test_node_oidc_provider.py, exactly
+# as tests/interop/node-provider/package-lock.json pins it (npm ci, no install scripts).
+NODE_PROVIDER := tests/interop/node-provider
+$(NODE_PROVIDER)/node_modules/.package-lock.json: $(NODE_PROVIDER)/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "node and npm are required for the interop tests"; exit 1; }
+	npm ci --prefix $(NODE_PROVIDER) --no-audit --no-fund --ignore-scripts --loglevel=error
+
+.PHONY: node-provider
+node-provider: $(NODE_PROVIDER)/node_modules/.package-lock.json
+
 wrk:
 	@command -v wrk >/dev/null 2>&1 || { \
 	  echo "installing Debian wrk for the load benchmarks"; \
@@ -104,7 +114,7 @@ run: $(STAMP)
 	$(BIN)/tokenward serve --host $(HOST) --port $(PORT)
 
 ## test: lint, type-check and run every test suite (end-to-end, browser, interop)
-test: $(STAMP) chromium keyring pgbouncer node-interop lint typecheck
+test: $(STAMP) chromium keyring pgbouncer node-interop node-provider lint typecheck
 	$(BIN)/pytest --durations=15
 
 lint: $(STAMP)

@@ -168,6 +168,11 @@ def test_every_documented_audit_event_is_written_by_what_triggers_it(fresh_serve
     grants = json.loads(record(cli("grants", "list", "--user", "audrey", "--json", db=db, kek=kek)))
     record(cli("grants", "revoke", str(grants[0]["id"]), db=db, kek=kek))
     record(cli("grants", "revoke", "--user", "audrey", db=db, kek=kek))
+    with httpx2.Client(base_url=server.base_url, follow_redirects=False) as browser:  # the account page
+        exchange_code(server, client, authorize(server, client, "audrey", browser=browser))
+        form = hidden_fields(browser.get("/account").text)
+        assert browser.post("/account", data={**form, "revoke": client_id}).status_code == 303
+        assert browser.post("/account", data={**form, "sign_out": "yes"}).status_code == 200
     record(cli("users", "set-password", "audrey", "--password-stdin", stdin=PASSWORD + "!\n", db=db, kek=kek))
     new_kid = json.loads(record(cli("keys", "rotate", "--alg", "ES256", "--json", db=db, kek=kek)))[0]["kid"]
     record(cli("keys", "revoke", new_kid, db=db, kek=kek))
@@ -180,7 +185,7 @@ def test_every_documented_audit_event_is_written_by_what_triggers_it(fresh_serve
     assert documented_events() <= set(seen), f"never written: {sorted(documented_events() - set(seen))}"
     for e in served:
         assert isinstance(e["request_id"], str) and e["ip"] == "127.0.0.1", e
-    for name in ("client.removed", "login.failed", "consent.denied", "code.replay_detected"):
+    for name in ("client.removed", "login.failed", "consent.denied", "code.replay_detected", "grant.revoked_by_user"):
         assert name in seen and all(e["client_id"] == client_id for e in seen[name]), name
     # one grant.revoked for the single grant, and one for ``grants revoke --user`` (the user's remaining grants)
     one, every = seen["grant.revoked"]

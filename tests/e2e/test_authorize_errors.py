@@ -232,7 +232,7 @@ REDIRECT_ERRORS: dict[str, tuple[Callable[[Clients], str], str]] = {
     "challenge-plus-slash-equals": (lambda c: urlencode(request_pairs(c.web, code_challenge="a" * 40 + "+/=")),
                                     "invalid_request"),
     "scope-outside-client": (lambda c: urlencode(request_pairs(c.web, scope="admin")), "invalid_scope"),
-    "scope-partly-outside-client": (lambda c: urlencode(request_pairs(c.web, scope="profile:read offline_access")),
+    "scope-partly-outside-client": (lambda c: urlencode(request_pairs(c.web, scope="profile:read admin")),
                                     "invalid_scope"),
     "scope-malformed": (lambda c: urlencode(request_pairs(c.web, scope='profile:read "x')), "invalid_scope"),
     "duplicate-scope": (lambda c: _dup(c.web, "scope"), "invalid_request"),

@@ -54,3 +54,23 @@ def test_metrics_count_requests_grants_reuse_and_keys_across_workers(fresh_serve
     assert sample(text, "tokenward_http_request_duration_seconds_count", endpoint="/token") == 13
     assert buckets["2.5"] >= 10  # the local token requests took well under 2.5 s
     assert 0 < sample(text, "tokenward_http_request_duration_seconds_sum", endpoint="/token") < 13 * 2.5
+
+
+def test_metrics_count_device_authorizations_decisions_and_device_tokens(fresh_server: ServerProcess) -> None:
+    from tests.device import DEVICE_GRANT, add_device_client, decide_over_http, poll, start
+
+    server = fresh_server
+    server.start("--metrics", workers=2)
+    client = add_device_client(server)
+    user = server.add_user()
+    approved, denied = start(server, client), start(server, client)
+    decide_over_http(server, approved["user_code"], user)
+    decide_over_http(server, denied["user_code"], user, decision="deny")
+    assert poll(server, client, approved["device_code"]).status_code == 200
+    text = httpx2.get(server.base_url + "/metrics").text
+    assert sample(text, "tokenward_events_total", event="device.authorization_created") == 2
+    assert sample(text, "tokenward_events_total", event="device.approved") == 1
+    assert sample(text, "tokenward_events_total", event="device.denied") == 1
+    assert sample(text, "tokenward_events_total", event="token.issued", grant_type=DEVICE_GRANT) == 1
+    assert sample(text, "tokenward_http_requests_total", endpoint="/device_authorization", status="200") == 2
+    assert sample(text, "tokenward_http_requests_total", endpoint="/device", status="200") >= 6

@@ -1,46 +1,58 @@
-"""requests-oauth2client as an independent OpenID Connect relying party, configured from the discovery
-document alone (``from_discovery_endpoint(issuer=...)``; issue #13 Part 2, interop): a confidential client
-(client_secret_basic) runs the code flow with its own state, nonce and PKCE, validates the ID token by OIDC
-Core §3.1.3.7 (signature from the JWKS, iss, aud, azp, exp, iat, nonce, at_hash), calls userinfo, refreshes."""
+"""requests-oauth2client (an independent client, on jwskate, written by no one here) runs the device flow
+(RFC 8628) against a real ``tokenward serve``: discovery, the device authorization request, polling with its
+own ``authorization_pending``/``slow_down`` handling, and the tokens after the user approves on the page; a
+denial surfaces as its ``AccessDenied``.
+"""
 
 from __future__ import annotations
 
-import secrets
-import subprocess
+from collections.abc import Iterator
 
-from requests_oauth2client import OAuth2Client
+import pytest
+from requests_oauth2client import AccessDenied, DeviceAuthorizationPollingJob, OAuth2Client
 
-from tests.interop.test_authlib import user_agent_authorizes
-from tests.support import PASSWORD, TOKENWARD, ServerProcess
-
-REDIRECT_URI = "https://rp.example/callback"
-SCOPE = "openid profile email offline_access"
+from tests.device import add_device_client, decide_over_http, device_row
+from tests.support import ServerProcess
 
 
-def test_requests_oauth2client_code_flow_id_token_userinfo_and_refresh(server: ServerProcess) -> None:
-    client = server.add_client(redirect_uri=REDIRECT_URI, scope=SCOPE)
-    assert client.client_secret is not None
-    username = f"roc-{secrets.token_hex(4)}"
-    r = subprocess.run([TOKENWARD, "users", "add", username, "--password-stdin", "--email", "roc@example.com",
-                        "--given-name", "Req", "--db", server.db_url],
-                       input=PASSWORD + "\n", capture_output=True, text=True, timeout=60, check=False)
-    assert r.returncode == 0, r.stderr
+@pytest.fixture
+def quick_server(fresh_server: ServerProcess) -> Iterator[ServerProcess]:
+    fresh_server.start(env={"TOKENWARD_DEVICE_POLL_INTERVAL": "1"})
+    yield fresh_server
 
-    rp = OAuth2Client.from_discovery_endpoint(issuer=server.base_url, client_id=client.client_id,
-                                              client_secret=client.client_secret, redirect_uri=REDIRECT_URI,
-                                              testing=True)  # testing: http on 127.0.0.1
-    request = rp.authorization_request(scope=SCOPE)
-    assert request.code_challenge_method == "S256" and request.nonce
-    response = request.validate_callback(user_agent_authorizes(str(request.uri), username))  # state, iss
-    token = rp.authorization_code(response, validate=True)  # raises on any ID-token check that fails
-    assert token.id_token is not None
-    sub = token.id_token.subject
-    assert token.id_token.claims["nonce"] == request.nonce
 
-    info = rp.userinfo(token)
-    assert info["sub"] == sub and info["email"] == "roc@example.com" and info["given_name"] == "Req"
-    assert info["preferred_username"] == username and "email_verified" not in info
+def client_for(server: ServerProcess) -> tuple[OAuth2Client, str]:
+    device_client = add_device_client(server, scope="profile:read")
+    # RFC 8414 metadata; testing: http on 127.0.0.1. Its discovery (1.8.0) does not read
+    # device_authorization_endpoint, so that one is handed over from our metadata document.
+    oauth = OAuth2Client.from_discovery_endpoint(
+        server.base_url + "/.well-known/oauth-authorization-server", issuer=server.base_url,
+        client_id=device_client.client_id, testing=True,
+        device_authorization_endpoint=server.metadata()["device_authorization_endpoint"])
+    return oauth, server.add_user()
 
-    refreshed = rp.refresh_token(token)
-    assert refreshed.access_token != token.access_token
-    assert rp.userinfo(refreshed)["sub"] == sub
+
+def test_requests_oauth2client_completes_the_device_flow_after_approval(quick_server: ServerProcess) -> None:
+    oauth, user = client_for(quick_server)
+    assert oauth.device_authorization_endpoint == quick_server.base_url + "/device_authorization"
+    response = oauth.authorize_device(scope="profile:read")
+    assert response.verification_uri == quick_server.base_url + "/device" and response.interval == 1
+    job = DeviceAuthorizationPollingJob(oauth, response)
+    assert job() is None  # authorization_pending, handled by the library
+    decide_over_http(quick_server, response.user_code, user)
+    token = None
+    for _ in range(5):
+        token = job()
+        if token is not None:
+            break
+    assert token is not None and token.scope == "profile:read" and token.refresh_token is not None
+    assert device_row(quick_server, response.device_code)["status"] == "redeemed"
+
+
+def test_requests_oauth2client_reports_a_denial(quick_server: ServerProcess) -> None:
+    oauth, user = client_for(quick_server)
+    response = oauth.authorize_device(scope="profile:read")
+    decide_over_http(quick_server, response.user_code, user, decision="deny")
+    job = DeviceAuthorizationPollingJob(oauth, response)
+    with pytest.raises(AccessDenied):
+        job()

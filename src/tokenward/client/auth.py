@@ -31,13 +31,14 @@ import time
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 import httpx2
 
 from tokenward.client.discovery import ServerMetadata, discover
-from tokenward.client.errors import ClientError, LoginRequiredError, StoreError, TokenEndpointError
+from tokenward.client.errors import ClientError, IdTokenError, LoginRequiredError, StoreError, TokenEndpointError
 from tokenward.client.flow import (
     ClientConfig,
     HttpRequest,
@@ -47,6 +48,7 @@ from tokenward.client.flow import (
     parse_token_response,
     refresh_token_request,
 )
+from tokenward.client.oidc import check_refreshed, id_token_algorithms, jwks_request, parse_jwks, validate_id_token
 from tokenward.client.store import MemoryTokenStore, TokenStore, default_store
 
 if TYPE_CHECKING:
@@ -129,7 +131,8 @@ class TokenManager:
     def __init__(self, token_endpoint: str, client: ClientConfig | str, *, store: TokenStore | None = None,
                  grant: Grant = "refresh_token", scope: str | None = None, resource: str | None = None,
                  leeway: float = 60.0, leeway_fraction: float = 0.25, clock: Callable[[], float] = time.time,
-                 on_refresh: OnRefresh | None = None, lock_timeout: float = 30.0) -> None:
+                 on_refresh: OnRefresh | None = None, lock_timeout: float = 30.0,
+                 oidc: ServerMetadata | None = None) -> None:
         if not 0 <= leeway_fraction < 1 or leeway < 0:
             raise ValueError("leeway must be >= 0 and leeway_fraction in [0, 1)")
         self.token_endpoint = token_endpoint
@@ -143,6 +146,7 @@ class TokenManager:
         self.clock = clock
         self.on_refresh = on_refresh
         self.lock_timeout = lock_timeout
+        self.oidc = oidc  # the provider's metadata: refreshed ID tokens are validated against its JWKS
         self._token: Token | None = None
         self._loaded = False
         self._thread_lock = threading.Lock()
@@ -242,6 +246,8 @@ class TokenManager:
                 self._token = stored
                 return stored
             raise
+        if token.id_token and token.id_claims is None:
+            token = yield from self._refreshed_id_token(token, stored)
         try:
             self.store.save(token)  # the rotated refresh token is durable before the new access token is used
         except StoreError:
@@ -255,6 +261,27 @@ class TokenManager:
         if self.on_refresh is not None:
             self.on_refresh(token, stored)
         return token
+
+    def _refreshed_id_token(self, token: Token, stored: Token | None) -> Generator[HttpRequest, HttpResponse, Token]:
+        """OIDC Core §12.2: a refresh answer's ID token is validated like the login's and must keep its
+        ``iss``, ``sub`` and ``aud``. Without the provider's metadata, or for a login without verified claims,
+        the login's ID token and claims are kept and the new one is dropped (never stored unverified)."""
+        previous = stored.id_claims if stored is not None else None
+        if self.oidc is None or previous is None or token.id_token is None:
+            return replace(token, id_token=stored.id_token if stored else None, id_claims=previous)
+        try:
+            keys = parse_jwks((yield jwks_request(self.oidc)))
+            claims = validate_id_token(token.id_token, keys, issuer=self.oidc.issuer,
+                                       client_id=self.client.client_id, algorithms=id_token_algorithms(self.oidc),
+                                       now=self.clock(), access_token=token.access_token)
+            check_refreshed(claims, previous)
+        except IdTokenError as exc:
+            self.store.clear()  # the old refresh token may be spent; nothing of this answer is kept
+            self._token = None
+            logger.warning("the refreshed ID token was refused (%s): stored tokens cleared, login required",
+                           exc.reason)
+            raise
+        return replace(token, id_claims=claims)
 
     def _token_request(self, stored: Token | None) -> HttpRequest:
         if self.grant == "client_credentials":
@@ -356,6 +383,7 @@ class BearerAuth(_HttpxAuth):
                    metadata: ServerMetadata | None = None, **options: Any) -> BearerAuth:
         """Tokens from ``tokenward login --issuer ISSUER --client-id CLIENT_ID`` (same file, same chain)."""
         metadata = metadata or discover(issuer)
+        options.setdefault("oidc", metadata)
         return cls(metadata.token_endpoint, client_id, store=store or default_store(issuer, client_id),
                    **options)
 

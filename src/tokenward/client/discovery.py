@@ -25,8 +25,11 @@ class ServerMetadata:
     token_endpoint: str
     authorization_endpoint: str | None = None
     revocation_endpoint: str | None = None
+    device_authorization_endpoint: str | None = None  # RFC 8628 §4
     jwks_uri: str | None = None
     iss_parameter_supported: bool = False
+    userinfo_endpoint: str | None = None  # OpenID Connect Discovery 1.0 §3
+    end_session_endpoint: str | None = None  # RP-Initiated Logout 1.0 §2.1
     document: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
@@ -61,12 +64,16 @@ def check_issuer(issuer: str, *, allow_http: bool = False) -> str:
     return issuer
 
 
-def metadata_urls(issuer: str) -> list[str]:
-    """RFC 8414 §3.1 inserts the well-known segment between host and path; OpenID discovery appends it."""
+def metadata_urls(issuer: str, *, openid: bool = False) -> list[str]:
+    """RFC 8414 §3.1 inserts the well-known segment between host and path; OpenID discovery appends it.
+
+    ``openid`` puts the OpenID Connect document first: only it must carry ``userinfo_endpoint`` and the ID-token
+    algorithms (OpenID Connect Discovery 1.0 §4), and some providers (Google) publish no RFC 8414 document."""
     parts = urlsplit(issuer)
     path = parts.path.rstrip("/")
-    return [f"{parts.scheme}://{parts.netloc}/.well-known/oauth-authorization-server{path}",
+    urls = [f"{parts.scheme}://{parts.netloc}/.well-known/oauth-authorization-server{path}",
             f"{issuer.rstrip('/')}/.well-known/openid-configuration"]
+    return urls[::-1] if openid else urls
 
 
 def parse_metadata(issuer: str, document: object, *, allow_http: bool = False) -> ServerMetadata:
@@ -88,21 +95,25 @@ def parse_metadata(issuer: str, document: object, *, allow_http: bool = False) -
         token_endpoint=_check_url("token_endpoint", document.get("token_endpoint"), allow_http=allow_http),
         authorization_endpoint=optional("authorization_endpoint"),
         revocation_endpoint=optional("revocation_endpoint"),
+        device_authorization_endpoint=optional("device_authorization_endpoint"),
         jwks_uri=optional("jwks_uri"),
         iss_parameter_supported=document.get("authorization_response_iss_parameter_supported") is True,
+        userinfo_endpoint=optional("userinfo_endpoint"),
+        end_session_endpoint=optional("end_session_endpoint"),
         document=document,
     )
 
 
 def discover(issuer: str, *, http: httpx2.Client | None = None, timeout: float = 10.0,
-             allow_http: bool = False) -> ServerMetadata:
-    """Fetch and check ``issuer``'s metadata (RFC 8414 first, then OpenID discovery)."""
+             allow_http: bool = False, openid: bool = False) -> ServerMetadata:
+    """Fetch and check ``issuer``'s metadata (RFC 8414 first, then OpenID discovery; the other way round with
+    ``openid``)."""
     check_issuer(issuer, allow_http=allow_http)
     own = http is None
     client = http or httpx2.Client(timeout=timeout)
     last: Exception | None = None
     try:
-        for url in metadata_urls(issuer):
+        for url in metadata_urls(issuer, openid=openid):
             try:
                 response = client.get(url, headers={"Accept": "application/json"})
                 if response.status_code == 200:
@@ -116,14 +127,14 @@ def discover(issuer: str, *, http: httpx2.Client | None = None, timeout: float =
 
 
 async def discover_async(issuer: str, *, http: httpx2.AsyncClient | None = None, http_timeout: float = 10.0,
-                         allow_http: bool = False) -> ServerMetadata:
+                         allow_http: bool = False, openid: bool = False) -> ServerMetadata:
     """``discover`` for async code."""
     check_issuer(issuer, allow_http=allow_http)
     own = http is None
     client = http or httpx2.AsyncClient(timeout=http_timeout)
     last: Exception | None = None
     try:
-        for url in metadata_urls(issuer):
+        for url in metadata_urls(issuer, openid=openid):
             try:
                 response = await client.get(url, headers={"Accept": "application/json"})
                 if response.status_code == 200:

@@ -71,3 +71,44 @@ class LoginTimeoutError(AuthorizationError):
 
     def __init__(self, seconds: float) -> None:
         super().__init__("timeout", f"no authorization response within {seconds:g} s")
+
+
+class IdTokenError(ClientError):
+    """An ID token failed a check of OpenID Connect Core §3.1.3.7 (or §12.2 on refresh); nothing was stored.
+
+    ``reason`` names the check (``signature``, ``issuer``, ``audience``, ``azp``, ``expired``, ``iat``,
+    ``nonce``, ``at_hash``, ``refresh_mismatch``, ``malformed``, ``jwks``); the token itself is never shown.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(f"the ID token was refused ({reason}): {message}")
+
+
+class UserInfoError(ClientError):
+    """The userinfo endpoint refused the access token or answered something that is not its user's claims."""
+
+
+class DeviceFlowError(AuthorizationError):
+    """The device authorization grant (RFC 8628) ended without tokens; ``error`` is the server's code."""
+
+
+class DeviceAccessDeniedError(DeviceFlowError):
+    """The user denied the device's request (RFC 8628 §3.5 ``access_denied``)."""
+
+    def __init__(self, description: str = "") -> None:
+        super().__init__("access_denied", description or "the sign-in was denied on the verification page")
+
+
+class DeviceCodeExpiredError(DeviceFlowError):
+    """The device code expired before the user decided (``expired_token``, or ``expires_in`` elapsed)."""
+
+    def __init__(self, description: str = "") -> None:
+        super().__init__("expired_token", description or "the code expired before it was approved: start again")
+
+
+class DeviceFlowCancelledError(DeviceFlowError):
+    """Polling was stopped by the caller (``cancel`` set) before the user decided."""
+
+    def __init__(self) -> None:
+        super().__init__("cancelled", "the sign-in was cancelled on this device")

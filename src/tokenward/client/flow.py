@@ -53,6 +53,8 @@ class Token:
     refresh_token: str | None = None
     scope: str | None = None
     obtained_at: float = 0.0
+    id_token: str | None = None  # OpenID Connect: kept for id_token_hint at logout (RP-Initiated Logout §2)
+    id_claims: Mapping[str, Any] | None = None  # its claims, set only once validated (client/oidc.py)
 
     @property
     def lifetime(self) -> float | None:
@@ -73,7 +75,8 @@ class Token:
     def to_dict(self) -> dict[str, Any]:
         """The stored form; only ever written encrypted or into an OS keyring."""
         return {"access_token": self.access_token, "token_type": self.token_type, "expires_at": self.expires_at,
-                "refresh_token": self.refresh_token, "scope": self.scope, "obtained_at": self.obtained_at}
+                "refresh_token": self.refresh_token, "scope": self.scope, "obtained_at": self.obtained_at,
+                "id_token": self.id_token, "id_claims": dict(self.id_claims) if self.id_claims is not None else None}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Token:
@@ -82,15 +85,19 @@ class Token:
         expires_at = data.get("expires_at")
         refresh = data.get("refresh_token")
         scope = data.get("scope")
+        id_token, id_claims = data.get("id_token"), data.get("id_claims")
         return cls(access_token=data["access_token"], token_type=str(data.get("token_type") or "Bearer"),
                    expires_at=float(expires_at) if isinstance(expires_at, int | float) else None,
                    refresh_token=refresh if isinstance(refresh, str) else None,
                    scope=scope if isinstance(scope, str) else None,
-                   obtained_at=float(data.get("obtained_at") or 0.0))
+                   obtained_at=float(data.get("obtained_at") or 0.0),
+                   id_token=id_token if isinstance(id_token, str) else None,
+                   id_claims=id_claims if isinstance(id_claims, dict) else None)
 
     def __repr__(self) -> str:
         return (f"Token(access_token=[redacted], token_type={self.token_type!r}, expires_at={self.expires_at!r}, "
-                f"refresh_token={'[redacted]' if self.refresh_token else None}, scope={self.scope!r})")
+                f"refresh_token={'[redacted]' if self.refresh_token else None}, scope={self.scope!r}, "
+                f"id_token={'[redacted]' if self.id_token else None})")
 
     __str__ = __repr__
 
@@ -201,12 +208,17 @@ def parse_token_response(response: HttpResponse, *, now: float | None = None, pr
     expires_at = now + float(expires_in) if isinstance(expires_in, int | float) and expires_in >= 0 else None
     refresh = body.get("refresh_token")
     scope = body.get("scope")
+    id_token = body.get("id_token")
     return Token(
         access_token=body["access_token"], token_type="Bearer", expires_at=expires_at,
         refresh_token=refresh if isinstance(refresh, str) and refresh else (previous.refresh_token if previous
                                                                              else None),
         scope=scope if isinstance(scope, str) else (previous.scope if previous else requested_scope),
-        obtained_at=now)
+        obtained_at=now,
+        # A new ID token is unverified here (id_claims None) until client/oidc.py validates it; without one a
+        # refresh keeps the login's ID token and claims.
+        id_token=id_token if isinstance(id_token, str) and id_token else (previous.id_token if previous else None),
+        id_claims=None if isinstance(id_token, str) and id_token else (previous.id_claims if previous else None))
 
 
 # ------------------------------------------------------------------ authorization code + PKCE (RFC 6749 §4.1)
@@ -225,24 +237,30 @@ class AuthorizationRequest:
     issuer: str
     require_iss: bool = False
     scope: str | None = None
+    nonce: str | None = field(default=None, repr=False)
 
 
 def start_authorization(authorization_endpoint: str, client_id: str, redirect_uri: str, *, issuer: str,
                         scope: str | None = None, require_iss: bool = False,
                         extra: Mapping[str, str] | None = None) -> AuthorizationRequest:
     """A fresh authorization request with PKCE S256 (RFC 7636; the only method OAuth 2.1 allows) and a
-    256-bit ``state``."""
+    256-bit ``state``; with ``openid`` in the scope also a 256-bit ``nonce`` (OIDC Core §3.1.2.1), which
+    binds the ID token to this very request."""
     verifier = pkce.new_verifier()
     state = secrets.token_urlsafe(32)
     params = {"response_type": "code", "client_id": client_id, "redirect_uri": redirect_uri, "state": state,
               "code_challenge": pkce.s256(verifier), "code_challenge_method": "S256"}
+    nonce: str | None = None
     if scope:
         params["scope"] = scope
+        if "openid" in scope.split():
+            nonce = secrets.token_urlsafe(32)
+            params["nonce"] = nonce
     params.update(extra or {})
     separator = "&" if urlsplit(authorization_endpoint).query else "?"
     return AuthorizationRequest(url=f"{authorization_endpoint}{separator}{urlencode(params)}", state=state,
                                 code_verifier=verifier, redirect_uri=redirect_uri, issuer=issuer,
-                                require_iss=require_iss, scope=scope)
+                                require_iss=require_iss, scope=scope, nonce=nonce)
 
 
 def state_matches(request: AuthorizationRequest, params: Mapping[str, str]) -> bool:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import html
 import threading
+import time
 import webbrowser
 from collections.abc import Callable
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from urllib.parse import parse_qs, urlsplit
@@ -18,7 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx2
 
 from tokenward.client.discovery import ServerMetadata
-from tokenward.client.errors import AuthorizationError, DiscoveryError, LoginTimeoutError
+from tokenward.client.errors import AuthorizationError, DiscoveryError, IdTokenError, LoginTimeoutError
 from tokenward.client.flow import (
     AuthorizationRequest,
     ClientConfig,
@@ -30,6 +32,7 @@ from tokenward.client.flow import (
     start_authorization,
     state_matches,
 )
+from tokenward.client.oidc import id_token_algorithms, jwks_request, login_scope, parse_jwks, validate_id_token
 from tokenward.client.store import TokenStore
 
 PAGE_HEADERS = {
@@ -145,6 +148,10 @@ class LoopbackListener:
         return Handler
 
 
+def _response(reply: httpx2.Response) -> HttpResponse:
+    return HttpResponse(reply.status_code, {k.lower(): v for k, v in reply.headers.items()}, reply.content)
+
+
 def login(metadata: ServerMetadata, client: ClientConfig | str, *, store: TokenStore, scope: str | None = None,
           open_browser: Callable[[str], object] | None = webbrowser.open,
           on_url: Callable[[str], None] | None = None, timeout: float = 300.0, port: int = 0,
@@ -152,9 +159,13 @@ def login(metadata: ServerMetadata, client: ClientConfig | str, *, store: TokenS
     """Sign the user in and save the tokens to ``store``.
 
     ``on_url`` receives the authorization URL (print it for ``--no-browser``); ``open_browser`` opens it
-    (``None`` to skip). The code is exchanged with the PKCE verifier of this very request.
+    (``None`` to skip). The code is exchanged with the PKCE verifier of this very request. With ``openid`` in
+    ``scope`` the login is OpenID Connect: a nonce is sent, ``offline_access`` is asked for when the provider
+    lists it, and the ID token is validated (client/oidc.py) before anything is stored; its claims are kept
+    in ``Token.id_claims``.
     """
     client = ClientConfig(client) if isinstance(client, str) else client
+    scope = login_scope(scope, metadata)
     if metadata.authorization_endpoint is None:
         raise DiscoveryError("the server's metadata has no authorization_endpoint")
     with LoopbackListener(port=port) as listener:
@@ -172,10 +183,20 @@ def login(metadata: ServerMetadata, client: ClientConfig | str, *, store: TokenS
     sender = http or httpx2.Client(timeout=30)
     try:
         reply = sender.post(request.url, headers=dict(request.headers), content=request.body)
+        token = parse_token_response(_response(reply), requested_scope=scope)
+        if pending.nonce is not None:
+            if not token.id_token:
+                raise IdTokenError("missing", "the token response of an OpenID Connect login has no id_token")
+            keys = parse_jwks(_response(sender.get(jwks_request(metadata).url,
+                                                   headers={"Accept": "application/json"})))
+            claims = validate_id_token(token.id_token, keys, issuer=metadata.issuer, client_id=client.client_id,
+                                       algorithms=id_token_algorithms(metadata), now=time.time(),
+                                       nonce=pending.nonce, access_token=token.access_token)
+            token = replace(token, id_claims=claims)
+        else:
+            token = replace(token, id_token=None, id_claims=None)  # not asked for: nothing unverified is kept
     finally:
         if own:
             sender.close()
-    token = parse_token_response(HttpResponse(reply.status_code, {k.lower(): v for k, v in reply.headers.items()},
-                                              reply.content), requested_scope=scope)
     store.save(token)
     return token

@@ -7,9 +7,11 @@ from dataclasses import dataclass
 
 from tokenward.server.client_cache import ClientCache
 from tokenward.server.crypto import SecretBox, load_or_create_kek_file
+from tokenward.server.endpoints.account import Account
 from tokenward.server.endpoints.authorization_flow import AuthorizationFlow
 from tokenward.server.endpoints.device_authorization import DeviceAuthorizationEndpoint
 from tokenward.server.endpoints.device_verification import DeviceVerification
+from tokenward.server.endpoints.end_session import EndSession
 from tokenward.server.endpoints.introspect import IntrospectionEndpoint
 from tokenward.server.endpoints.revoke import RevocationEndpoint
 from tokenward.server.endpoints.token import TokenEndpoint
@@ -40,6 +42,8 @@ class AuthorizationServer:
     limiter: RateLimiter
     authorization: AuthorizationFlow
     userinfo: UserinfoEndpoint
+    end_session: EndSession
+    account: Account
 
     @classmethod
     async def open(cls, settings: Settings) -> AuthorizationServer:
@@ -55,6 +59,7 @@ class AuthorizationServer:
         clients = ClientCache(store, settings.client_cache_seconds)
         return cls(settings=settings, store=store, keys=keys, box=box, limiter=limiter,
                    authorization=AuthorizationFlow(settings, store, limiter, keys),
+                   end_session=EndSession(settings, store, keys), account=Account(settings, store, limiter),
                    token=TokenEndpoint(settings, store, keys, box, limiter, clients),
                    revocation=RevocationEndpoint(settings, store, keys, limiter, clients),
                    introspection=IntrospectionEndpoint(settings, store, keys, limiter, clients),

@@ -229,3 +229,15 @@ class DeviceAuthorization:
     session_hash: bytes | None = field(default=None, repr=False)  # the browser that entered the user code
     ip: str | None = None
     user_agent: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectedApp:
+    """A client the user has granted access to, as the account page lists it (issue #13 part 3): its live
+    grants and remembered consent together."""
+
+    client_id: str
+    client_name: str
+    scope: Scope  # every scope granted or consented to
+    first_granted: int
+    last_used: int  # the latest grant or refresh-token rotation (each token request creates one of them)

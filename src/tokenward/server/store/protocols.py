@@ -17,6 +17,7 @@ from tokenward.server.model import (
     AuthorizationCode,
     AuthorizationRequest,
     Client,
+    ConnectedApp,
     DeviceAuthorization,
     Grant,
     OidcContext,
@@ -68,6 +69,9 @@ class AuthorizationRequestStore(Protocol):
 class ConsentStore(Protocol):
     async def has_consent(self, user_id: str, client_id: str, scope: Scope) -> bool: ...
     async def save_consent(self, user_id: str, client_id: str, scope: Scope, now: int) -> None: ...
+    async def forget_consent(self, user_id: str, client_id: str) -> int:
+        """Delete the user's remembered consent for the client (the next authorization asks again)."""
+        ...
 
 
 class CodeStore(Protocol):
@@ -131,6 +135,15 @@ class GrantStore(Protocol):
     async def revoke_user(self, user_id: str, now: int) -> int:
         """Revoke every grant of a user, their unredeemed codes and pending requests, and end their sessions
         ("log out everywhere"); returns the number of grants revoked."""
+        ...
+
+    async def revoke_user_client(self, user_id: str, client_id: str, now: int) -> int:
+        """Revoke every live grant of the user for one client (with their tokens) and the client's unredeemed
+        codes for the user (the account page's revoke); returns the number of grants revoked."""
+        ...
+
+    async def list_connected_apps(self, user_id: str, now: int) -> Sequence[ConnectedApp]:
+        """The clients with a live grant or remembered consent of the user, by client name."""
         ...
 
 

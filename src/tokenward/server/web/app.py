@@ -37,7 +37,7 @@ from tokenward.server.logs import configure_logging
 from tokenward.server.maintenance import maintenance_loop
 from tokenward.server.settings import Settings
 from tokenward.server.store.protocols import StoreUnavailableError
-from tokenward.server.web import device_pages, pages
+from tokenward.server.web import account_pages, device_pages, pages
 from tokenward.server.web.http import error_response, json_response, read_body, to_form
 from tokenward.server.web.openapi import openapi_document
 from tokenward.server.web.security import SecurityHeadersMiddleware
@@ -255,6 +255,10 @@ def create_app(settings: Settings) -> Starlette:
         Route("/login", page_endpoint(pages.login), methods=["GET", "POST"]),
         Route("/consent", page_endpoint(pages.consent), methods=["GET", "POST"]),
         Route("/device", page_endpoint(device_pages.device), methods=["GET", "POST"]),
+        Route("/end_session", page_endpoint(account_pages.end_session), methods=["GET", "POST"]),
+        Route("/end_session/confirm", page_endpoint(account_pages.end_session_confirm), methods=["POST"]),
+        Route("/account", page_endpoint(account_pages.account), methods=["GET", "POST"]),
+        Route("/account/login", page_endpoint(account_pages.account_login), methods=["GET", "POST"]),
         Route("/token", oauth_endpoint(token), methods=ALL_METHODS),
         Route("/revoke", oauth_endpoint(revoke), methods=ALL_METHODS),
         Route("/introspect", oauth_endpoint(introspect), methods=ALL_METHODS),

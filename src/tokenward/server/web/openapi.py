@@ -83,6 +83,13 @@ PAGE_RESPONSES = {"200": _html("The page"), "303": {"description": "Next step, o
                   "429": _html("Too many failed sign-in attempts or wrong device codes"),
                   "503": _html("Database unavailable")}
 
+END_SESSION_PARAMETERS = ("id_token_hint", "client_id", "post_logout_redirect_uri", "state", "logout_hint",
+                          "ui_locales")
+LOGOUT_RESPONSES = {"200": _html("Confirmation page, or signed out"),
+                    "303": {"description": "Back to the registered post_logout_redirect_uri, with state"},
+                    "400": _html("Malformed request, or client_id other than the hint's audience"),
+                    "403": _html("Cross-site form or expired form"), "503": _html("Database unavailable")}
+
 
 def openapi_document(issuer: str) -> dict[str, Any]:
     return {
@@ -148,6 +155,26 @@ def openapi_document(issuer: str) -> dict[str, Any]:
                 "post": {"summary": "Enter the user code, sign in, or allow/deny the device", "requestBody": _form({
                     "csrf_token": STR, "user_code": STR, "username": STR, "password": STR,
                     "decision": {"type": "string", "enum": ["allow", "deny"]}}), "responses": PAGE_RESPONSES}},
+            "/end_session": {
+                "get": {"summary": "RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0 §2)",
+                        "parameters": [{"name": n, "in": "query", "required": False, "schema": STR}
+                                       for n in END_SESSION_PARAMETERS],
+                        "responses": LOGOUT_RESPONSES},
+                "post": {"summary": "The same logout request as a form body (§2)",
+                         "requestBody": _form({n: STR for n in END_SESSION_PARAMETERS}),
+                         "responses": LOGOUT_RESPONSES}},
+            "/end_session/confirm": {"post": {
+                "summary": "Sign out, from the confirmation page", "responses": LOGOUT_RESPONSES,
+                "requestBody": _form({"csrf_token": STR, "client_id": STR, "post_logout_redirect_uri": STR,
+                                      "state": STR, "sign_out": STR})}},
+            "/account": {
+                "get": {"summary": "The user's connected apps, or the sign-in form", "responses": PAGE_RESPONSES},
+                "post": {"summary": "Revoke an app, or sign out", "responses": PAGE_RESPONSES,
+                         "requestBody": _form({"csrf_token": STR, "revoke": STR, "sign_out": STR})}},
+            "/account/login": {
+                "get": {"summary": "To the account page", "responses": PAGE_RESPONSES},
+                "post": {"summary": "Sign in to the account page", "responses": PAGE_RESPONSES,
+                         "requestBody": _form({"csrf_token": STR, "username": STR, "password": STR})}},
             "/token": {"post": {
                 "summary": "Token endpoint (RFC 6749 §3.2)", "security": [{"clientSecretBasic": []}, {}],
                 "requestBody": _form({"grant_type": {"type": "string", "enum": [

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -11,6 +11,8 @@ from tokenward.server.store.sql import tables as t
 from tokenward.server.store.sql.base import SqlAggregate
 
 GET_CONSENTED_SCOPES = select(t.consents.c.scope).where(
+    t.consents.c.user_id == bindparam("p_user_id"), t.consents.c.client_id == bindparam("p_client_id"))
+FORGET_CONSENT = delete(t.consents).where(
     t.consents.c.user_id == bindparam("p_user_id"), t.consents.c.client_id == bindparam("p_client_id"))
 INSERT_CONSENT = {
     "sqlite": sqlite_insert(t.consents).on_conflict_do_nothing(),
@@ -31,3 +33,7 @@ class SqlConsents(SqlAggregate):
         # A concurrent Allow may insert the same row between the read and the write: ignore it, never a 500.
         await self._conn.execute(INSERT_CONSENT[self._conn.dialect.name], {
             "user_id": user_id, "client_id": client_id, "scope": str(scope), "created_at": now})
+
+    async def forget_consent(self, user_id: str, client_id: str) -> int:
+        result = await self._conn.execute(FORGET_CONSENT, {"p_user_id": user_id, "p_client_id": client_id})
+        return int(result.rowcount)

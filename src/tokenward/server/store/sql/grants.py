@@ -8,15 +8,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 
 from tokenward.protocol.scope import Scope
-from tokenward.server.model import Grant, OidcContext, RefreshToken
+from tokenward.server.model import ConnectedApp, Grant, OidcContext, RefreshToken
 from tokenward.server.store.sql import tables as t
 from tokenward.server.store.sql.base import SqlAggregate
 
 _rt = t.refresh_tokens.c
 _at = t.access_tokens.c
+_g = t.grants.c
 
 INSERT_GRANT = insert(t.grants)
 GET_GRANT = select(t.grants).where(t.grants.c.id == bindparam("p_grant_id"))
@@ -44,6 +45,15 @@ CLAIM_GRACE_RETRY = (update(t.refresh_tokens)
                             _rt.revoked_at.is_(None))
                      .values(grace_used_at=bindparam("p_now"))
                      .returning(_rt.token_hash))
+
+LIVE_GRANTS_OF_USER = select(
+    _g.client_id, _g.scope, _g.created_at,
+    select(func.max(_rt.created_at)).where(_rt.grant_id == _g.id).scalar_subquery().label("last_rotation"),
+).where(_g.user_id == bindparam("p_user_id"), _g.revoked_at.is_(None), _g.expires_at > bindparam("p_now"))
+CONSENTS_OF_USER = select(t.consents.c.client_id, t.consents.c.scope, t.consents.c.created_at).where(
+    t.consents.c.user_id == bindparam("p_user_id"))
+LIVE_GRANT_IDS_OF_USER_CLIENT = select(_g.id).where(
+    _g.user_id == bindparam("p_user_id"), _g.client_id == bindparam("p_client_id"), _g.revoked_at.is_(None))
 
 
 def _grant(row: Any) -> Grant:
@@ -107,6 +117,39 @@ class SqlGrants(SqlAggregate):
             t.device_authorizations.c.user_id == user_id, t.device_authorizations.c.status == "approved"))
         await self._conn.execute(delete(t.sessions).where(t.sessions.c.user_id == user_id))
         return len(grants)
+
+    async def revoke_user_client(self, user_id: str, client_id: str, now: int) -> int:
+        params = {"p_user_id": user_id, "p_client_id": client_id}
+        grant_ids = [r.id for r in await self._conn.execute(LIVE_GRANT_IDS_OF_USER_CLIENT, params)]
+        for grant_id in grant_ids:
+            await self.revoke_grant(grant_id, now)
+        # A code issued just before the revocation would otherwise start a new family afterwards.
+        await self._conn.execute(delete(t.authorization_codes).where(
+            t.authorization_codes.c.user_id == user_id, t.authorization_codes.c.client_id == client_id,
+            t.authorization_codes.c.consumed_at.is_(None)))
+        return len(grant_ids)
+
+    async def list_connected_apps(self, user_id: str, now: int) -> Sequence[ConnectedApp]:
+        found: dict[str, tuple[Scope, int, int]] = {}
+
+        def add(client_id: str, scope: str, first: int, last: int) -> None:
+            known = found.get(client_id)
+            if known is None:
+                found[client_id] = (Scope.parse(scope), first, last)
+            else:
+                found[client_id] = (Scope(known[0] | Scope.parse(scope)), min(known[1], first), max(known[2], last))
+
+        for row in await self._conn.execute(LIVE_GRANTS_OF_USER, {"p_user_id": user_id, "p_now": now}):
+            add(row.client_id, row.scope, row.created_at, max(row.created_at, row.last_rotation or 0))
+        for row in await self._conn.execute(CONSENTS_OF_USER, {"p_user_id": user_id}):
+            add(row.client_id, row.scope, row.created_at, row.created_at)
+        if not found:
+            return []
+        names = {r.client_id: r.name for r in await self._conn.execute(
+            select(t.clients.c.client_id, t.clients.c.name).where(t.clients.c.client_id.in_(list(found))))}
+        apps = [ConnectedApp(client_id=cid, client_name=names.get(cid, cid), scope=scope, first_granted=first,
+                             last_used=last) for cid, (scope, first, last) in found.items()]
+        return sorted(apps, key=lambda a: (a.client_name.casefold(), a.client_id))
 
 
 class SqlRefreshTokens(SqlAggregate):
