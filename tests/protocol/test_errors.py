@@ -15,7 +15,7 @@ from tokenward.protocol.errors import (
     AccessDeniedError,
     AuthorizationPendingError,
     ConsentRequiredError,
-    DeviceAccessDeniedError,
+    DeviceDeniedError,
     ExpiredTokenError,
     InteractionRequiredError,
     InvalidClientError,
@@ -89,7 +89,7 @@ def make(cls: type[OAuthError], description: str = "") -> OAuthError:
     (OAuthError, "server_error", 400),
     (AuthorizationPendingError, "authorization_pending", 400),  # RFC 8628 §3.5: all four are §5.2 errors
     (PollTooFastError, "slow_down", 400),
-    (DeviceAccessDeniedError, "access_denied", 400),
+    (DeviceDeniedError, "access_denied", 400),
     (ExpiredTokenError, "expired_token", 400),
     (SignInRequiredError, "login_required", 400),  # OIDC Core §3.1.2.6: redirected authorization errors
     (ConsentRequiredError, "consent_required", 400),
@@ -108,7 +108,7 @@ def test_status_table_covers_every_error_class_when_new_classes_are_added() -> N
               UnsupportedGrantTypeError, UnsupportedResponseTypeError, InvalidScopeError, InvalidTargetError,
               form.DuplicateParameterError, AccessDeniedError, ServerError, TemporarilyUnavailableError,
               MethodNotAllowedError, RequestTimeoutError, RequestTooLargeError, SlowDownError, OAuthError,
-              AuthorizationPendingError, PollTooFastError, DeviceAccessDeniedError, ExpiredTokenError,
+              AuthorizationPendingError, PollTooFastError, DeviceDeniedError, ExpiredTokenError,
               SignInRequiredError, ConsentRequiredError, InteractionRequiredError, RequestNotSupportedError,
               RequestUriNotSupportedError}
     assert set(ERROR_CLASSES) == tabled

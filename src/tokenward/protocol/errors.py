@@ -160,7 +160,7 @@ class PollTooFastError(OAuthError):
     error = "slow_down"
 
 
-class DeviceAccessDeniedError(AccessDeniedError):
+class DeviceDeniedError(AccessDeniedError):
     """RFC 8628 §3.5 ``access_denied`` at the token endpoint: the user denied the device request (400, §5.2)."""
 
     status = 400

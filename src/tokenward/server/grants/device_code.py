@@ -13,7 +13,7 @@ import time
 
 from tokenward.protocol.errors import (
     AuthorizationPendingError,
-    DeviceAccessDeniedError,
+    DeviceDeniedError,
     ExpiredTokenError,
     InvalidGrantError,
     InvalidRequestError,
@@ -48,7 +48,7 @@ async def exchange(ctx: GrantContext, client: Client, form: dict[str, str]) -> T
         if device.expires_at <= ctx.now:
             raise ExpiredTokenError("The device code has expired; start again on the device.")
         if device.status is DeviceStatus.DENIED:
-            raise DeviceAccessDeniedError("The user denied the request.")
+            raise DeviceDeniedError("The user denied the request.")
         if device.status is DeviceStatus.PENDING:
             accepted = await tx.accept_device_poll(code_hash, int(time.time() * 1000), POLL_SLACK_MS)
             interval = None if accepted else await tx.slow_down_device(code_hash, SLOW_DOWN_STEP)
@@ -62,7 +62,7 @@ async def exchange(ctx: GrantContext, client: Client, form: dict[str, str]) -> T
             if device is None:
                 raise InvalidGrantError(_INVALID, debug="device request removed while polled")
             if device.status is DeviceStatus.DENIED:
-                raise DeviceAccessDeniedError("The user denied the request.")
+                raise DeviceDeniedError("The user denied the request.")
             if device.status is not DeviceStatus.APPROVED:
                 raise InvalidGrantError("The device code has already been used.")
         resource = form.get("resource")
