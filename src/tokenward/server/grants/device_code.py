@@ -20,10 +20,12 @@ from tokenward.protocol.errors import (
     InvalidTargetError,
     PollTooFastError,
 )
+from tokenward.protocol.oidc import OPENID
 from tokenward.protocol.types import GrantType
 from tokenward.server.crypto import token_hash
 from tokenward.server.grants.base import GrantContext, TokenResponse, issue_for_grant, new_grant_id
-from tokenward.server.model import Client, DeviceStatus, Grant
+from tokenward.server.model import Client, DeviceAuthorization, DeviceStatus, Grant, OidcContext
+from tokenward.server.store.protocols import Transaction
 
 grant_type = GrantType.DEVICE_CODE
 
@@ -75,6 +77,19 @@ async def exchange(ctx: GrantContext, client: Client, form: dict[str, str]) -> T
         if not await tx.redeem_device_authorization(code_hash, grant_id, ctx.now):
             raise InvalidGrantError("The device code has already been used.", debug="lost the redemption race")
         grant = Grant(id=grant_id, client_id=client.client_id, user_id=user.id, scope=device.scope,
-                      audience=device.audience, created_at=ctx.now, expires_at=ctx.now + ctx.settings.refresh_token_ttl)
+                      audience=device.audience, created_at=ctx.now, expires_at=ctx.now + ctx.settings.refresh_token_ttl,
+                      oidc=await _oidc_context(tx, device, ctx.now))
         await tx.save_grant(grant)
         return await issue_for_grant(ctx, tx, client, grant, device.scope)
+
+
+async def _oidc_context(tx: Transaction, device: DeviceAuthorization, now: int) -> OidcContext | None:
+    """With ``openid`` in the scope the device gets an ID token as the code grant does (OIDC Core §3.1.3.6):
+    ``auth_time`` and ``sid`` from the browser session that approved, or the decision time when that session
+    has ended since."""
+    if OPENID not in device.scope:
+        return None
+    session = await tx.get_session(device.session_hash, now) if device.session_hash else None
+    if session is not None and session.user_id == device.user_id:
+        return OidcContext(auth_time=session.created_at, sid=session.sid)
+    return OidcContext(auth_time=device.decided_at)
