@@ -17,7 +17,6 @@ import httpx2
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.test_code_flow_chromium import browser, page  # noqa: F401  (the Chromium fixtures)
 from tests.device import DEVICE_GRANT, add_device_client, start
 from tests.support import PASSWORD, ClientInfo, ServerProcess
 
@@ -91,7 +90,7 @@ def sign_in_and_reach_consent(tab: Page, server: ServerProcess, body: dict[str, 
 
 
 def test_chromium_approves_a_device_that_is_polling_and_the_device_gets_tokens(
-        device_server: ServerProcess, page: Page) -> None:  # noqa: F811
+        device_server: ServerProcess, page: Page) -> None:
     _, user, body, poller, thread = begin(device_server)
     sign_in_and_reach_consent(page, device_server, body, user)
     assert not poller.done.is_set()
@@ -104,7 +103,7 @@ def test_chromium_approves_a_device_that_is_polling_and_the_device_gets_tokens(
 
 
 def test_chromium_denies_and_the_polling_device_gets_access_denied(
-        device_server: ServerProcess, page: Page) -> None:  # noqa: F811
+        device_server: ServerProcess, page: Page) -> None:
     _, user, body, poller, thread = begin(device_server)
     sign_in_and_reach_consent(page, device_server, body, user)
     page.get_by_role("button", name="Deny").click()
@@ -115,7 +114,7 @@ def test_chromium_denies_and_the_polling_device_gets_access_denied(
 
 
 def test_chromium_shows_a_clear_message_for_a_wrong_code(device_server: ServerProcess,
-                                                          page: Page) -> None:  # noqa: F811
+                                                          page: Page) -> None:
     page.goto(device_server.base_url + "/device")
     page.locator("#user_code").fill("bcdf-ghjk")
     page.get_by_role("button", name="Continue").click()

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.test_code_flow_chromium import browser, page  # noqa: F401  (the Chromium fixtures)
 from tests.device import add_device_client
 from tests.support import PASSWORD, TOKENWARD, ServerProcess
 from tokenward.client import default_store
@@ -29,7 +28,7 @@ def device_server(fresh_server: ServerProcess) -> Iterator[ServerProcess]:
 
 
 def test_chromium_user_enters_the_printed_code_and_tokenward_login_device_saves_tokens(
-        device_server: ServerProcess, page: Page, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+        device_server: ServerProcess, page: Page, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     with ThreadPoolExecutor(1) as pool:  # the admin helpers use asyncio.run; Playwright owns this thread's loop
         client = pool.submit(lambda: add_device_client(device_server, scope="profile:read")).result()
