@@ -125,12 +125,15 @@ class Deferred:
 def asgi_api(server: ServerProcess) -> Iterator[Api]:
     """Resource identifier with a path (``…/api``): the document is at the path-suffixed well-known URL."""
     deferred = Deferred()
-    with LiveAsgi(deferred) as live:
-        resource = live.url + "/api"
-        verifier = JwtVerifier(issuer=server.base_url, audience=resource)
-        metadata = ResourceMetadata.for_verifier(verifier, scopes_supported=["profile:read"], resource_name="ASGI API")
-        deferred.app = BearerAuthMiddleware(RecordingApp(), verifier, realm="asgi", required_scopes=("profile:read",),
-                                            resource_metadata=metadata)
+    live = LiveAsgi(deferred)  # the socket is bound here, so the URL is known before uvicorn starts
+    resource = live.url + "/api"
+    verifier = JwtVerifier(issuer=server.base_url, audience=resource)
+    metadata = ResourceMetadata.for_verifier(verifier, scopes_supported=["profile:read"], resource_name="ASGI API")
+    # Set before the server starts: its lifespan startup calls the app at once (seen in CI: set after, the
+    # startup raced it, failed, and every request waited in the backlog until it timed out).
+    deferred.app = BearerAuthMiddleware(RecordingApp(), verifier, realm="asgi", required_scopes=("profile:read",),
+                                        resource_metadata=metadata)
+    with live:
         yield Api(resource, resource + "/user/profile")
 
 
