@@ -85,12 +85,32 @@ class ServerProcess:
             try:
                 r = httpx2.get(self.base_url + "/.well-known/oauth-authorization-server", timeout=1,
                                verify=self.verify)
-                if r.status_code == 200:
+                if r.status_code == 200 and self._all_workers_listen(port, workers):
                     return
             except httpx2.HTTPError:
                 pass
             time.sleep(0.1)
         raise RuntimeError("tokenward serve did not start in 30 s")
+
+    @staticmethod
+    def _all_workers_listen(port: int, workers: int) -> bool:
+        """With ``--workers N`` on Linux each worker listens on its own ``SO_REUSEPORT`` socket: the first
+        answer comes from the first worker up, while the others may still be importing. Until all N listen
+        the kernel gives every connection to the ones that do, so a test that starts loading at once sees
+        one worker do everything. Counted from /proc/net/tcp{,6} (state 0A is LISTEN)."""
+        if workers <= 1 or not sys.platform.startswith("linux"):
+            return True
+        listening = 0
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            try:
+                lines = Path(table).read_text().splitlines()[1:]
+            except OSError:
+                continue
+            for line in lines:
+                fields = line.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    listening += 1
+        return listening >= workers
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
